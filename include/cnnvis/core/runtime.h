@@ -1,0 +1,30 @@
+// Process-wide compute settings: device choice and thread count. Torch-free interface.
+#pragma once
+
+#include <string>
+
+namespace cnnvis {
+
+struct RuntimeOptions {
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  int threads = 0;              // 0: all hardware threads (LibTorch would otherwise use 1 here)
+};
+
+struct RuntimeInfo {
+  std::string device;  // resolved: "cpu" or "cuda:N"
+  int threads = 1;
+  std::string libtorch_version;
+  bool cuda_available = false;
+  int cuda_device_count = 0;
+};
+
+// Sets LibTorch's intra-op thread count and resolves the device. Throws UsageError for a malformed
+// device string and DeviceError when CUDA is asked for but unavailable.
+RuntimeInfo configure_runtime(const RuntimeOptions& options);
+
+std::string libtorch_version();
+
+// Seeds LibTorch's CPU and CUDA generators.
+void seed_everything(unsigned long long seed);
+
+}  // namespace cnnvis

@@ -1,0 +1,19 @@
+// Small string helpers shared by the CLI and the library.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cnnvis {
+
+std::vector<std::string> split(std::string_view text, char separator);
+std::string join(const std::vector<std::string>& parts, std::string_view separator);
+std::string to_lower(std::string_view text);
+// A file-name-safe version of text: keeps [A-Za-z0-9._-], maps everything else to '_', never
+// returns "", "." or "..", and never contains a path separator.
+std::string safe_file_stem(std::string_view text);
+// "a, b, c" limited to max_items entries, then ", ... (N more)".
+std::string list_for_message(const std::vector<std::string>& items, std::size_t max_items = 20);
+
+}  // namespace cnnvis

@@ -1,0 +1,65 @@
+// Training cnnvis's demo model (fashion_vgg) on Fashion-MNIST "items on a canvas", with an optional
+// recording of how each conv layer's activations change while the network learns. Torch-free interface.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cnnvis/core/progress.h"
+#include "cnnvis/io/canvas.h"
+#include "cnnvis/io/idx.h"
+
+namespace cnnvis {
+
+// Base seed of the evaluation canvases: fixed, independent of the training seed, so that every trained
+// model is scored on the same images and `cnnvis canvases --split test` reproduces them.
+constexpr std::uint64_t kTestCanvasSeed = 20240601;
+
+// Base seed of the training canvases of one epoch: every epoch places, tints and clutters the items
+// anew (free augmentation), and the stream differs from the test canvases' for every seed.
+std::uint64_t train_canvas_seed(std::uint64_t seed, int epoch);
+
+struct TrainOptions {
+  std::string data_dir = kFashionMnistDir;
+  int epochs = 3;
+  std::uint64_t seed = 1;
+  int batch_size = 64;
+  double learning_rate = 2e-3;   // Adam
+  CanvasOptions canvas;          // size 64 by default
+  std::int64_t train_limit = 0;  // use only the first N training items (0 = all 60000)
+  std::int64_t test_limit = 0;   // evaluate on the first N test items (0 = all 10000)
+  std::string device = "cpu";    // resolved device string
+  std::string watch_dir;         // non-empty: record the training movie here
+  int watch_every = 50;          // steps between movie frames
+  ProgressCallback progress;     // (step, total steps, "train")
+  double weight_decay = 5e-4;    // decoupled (AdamW), on conv/linear weights only
+  double warmup_fraction = 0.03; // linear learning-rate warm-up over this share of the steps, then cosine
+  std::uint64_t test_canvas_seed = kTestCanvasSeed;
+  int log_every = 25;            // steps per curve point
+};
+
+struct TrainCurvePoint {
+  std::int64_t step = 0;
+  double epoch = 0;  // fractional
+  double loss = 0;   // mean over the steps since the previous point
+  double accuracy = 0;
+};
+
+struct TrainResult {
+  std::vector<TrainCurvePoint> curve;
+  std::vector<double> test_accuracy_per_epoch;
+  double test_accuracy = 0;  // after the last epoch
+  double seconds = 0;
+  std::int64_t steps = 0;
+  std::string weights_path;
+  std::string card_path;
+  std::vector<std::string> movie_files;  // frames, animations, curves (when watching)
+};
+
+// Trains from scratch, deterministically for a given seed and device, and writes the weights
+// (safetensors) and a model card (same path with .json) with the weights' sha256. Throws InputError when
+// the data set is missing, OutputError when the outputs cannot be written.
+TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& weights_path);
+
+}  // namespace cnnvis

@@ -1,0 +1,19 @@
+// Every subcommand registers itself on the app: declares its options and sets the callback that runs it.
+// Callbacks store their exit code in command_exit_code().
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace cnnvis::cli {
+
+int& command_exit_code();
+
+void setup_models(CLI::App& app);
+void setup_layers(CLI::App& app);
+void setup_predict(CLI::App& app);
+void setup_gradcam(CLI::App& app);
+void setup_canvases(CLI::App& app);
+void setup_train(CLI::App& app);
+void setup_demo(CLI::App& app);
+
+}  // namespace cnnvis::cli

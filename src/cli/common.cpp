@@ -1,0 +1,215 @@
+#include "common.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include <opencv2/imgproc.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cnnvis/core/errors.h"
+#include "cnnvis/io/inputs.h"
+#include "cnnvis/io/npy.h"
+
+#ifndef CNNVIS_VERSION
+#define CNNVIS_VERSION "dev"
+#endif
+
+namespace cnnvis::cli {
+
+GlobalOptions& global_options() {
+  static GlobalOptions options;
+  return options;
+}
+
+void add_model_options(CLI::App* app, ModelOptions& options, const std::string& default_model) {
+  options.model = default_model;
+  auto* model = app->add_option("-m,--model", options.model, "model: vgg16, googlenet, fashion_vgg (see `cnnvis models`)");
+  if (default_model.empty()) model->required();
+  app->add_option("--weights", options.weights, "weights file (.safetensors); default: from the model card");
+  app->add_option("--card", options.card, "model card (.json); default: next to the weights, then models/");
+  app->add_option("--models-dir", options.models_dir, "directory searched first for cards and weights");
+  app->add_flag("--lenient", options.lenient, "load weights even when some keys are missing or unexpected (warns)");
+}
+
+void add_input_options(CLI::App* app, InputOptions& options) {
+  app->add_option("inputs", options.inputs, "image files, directories, or - to read paths from stdin")->required();
+  app->add_flag("-r,--recursive", options.recursive, "descend into subdirectories");
+  app->add_option("-b,--batch-size", options.batch_size, "images per forward pass")->check(CLI::Range(1, 4096));
+  app->add_option("--max-pixels", options.max_pixels, "refuse images with more pixels than this (decompression bombs)");
+  app->add_option("--fit", options.fit, "how images become the model's input: stretch | center-crop | letterbox")
+      ->check(CLI::IsMember({"stretch", "center-crop", "letterbox"}));
+}
+
+void add_output_options(CLI::App* app, OutputOptions& options) {
+  app->add_option("-o,--out", options.out, "output directory");
+  app->add_option("--colormap", options.colormap, "jet | turbo | viridis | inferno | gray | diverging");
+  app->add_option("--alpha", options.alpha, "heatmap weight in overlays")->check(CLI::Range(0.0f, 1.0f));
+  app->add_option("--display-size", options.display_size,
+                  "longest side of written overlays in pixels (0 = source size)")->check(CLI::NonNegativeNumber);
+}
+
+ModelSession open_model(const ModelOptions& options, bool load_weights) {
+  const GlobalOptions& global = global_options();
+  ModelSession session;
+  session.runtime = configure_runtime({global.device, global.threads});
+  ModelLoadOptions load;
+  load.model = options.model;
+  load.weights = options.weights;
+  load.card = options.card;
+  load.models_dir = options.models_dir;
+  load.device = session.runtime.device;
+  load.strict = !options.lenient;
+  load.load_weights = load_weights;
+  const auto start = std::chrono::steady_clock::now();
+  session.model = std::make_unique<LoadedModel>(LoadedModel::load(load));
+  spdlog::info("model {} on {} ({} threads){} in {:.0f} ms", options.model, session.runtime.device,
+               session.runtime.threads,
+               session.model->weights_path().empty() ? "" : ", weights " + session.model->weights_path(),
+               elapsed_ms(start));
+  return session;
+}
+
+void describe_run(Manifest& manifest, const ModelSession& session, const nlohmann::json& options) {
+  auto& h = manifest.header();
+  h["tool"] = "cnnvis";
+  h["version"] = CNNVIS_VERSION;
+  h["libtorch"] = session.runtime.libtorch_version;
+  h["device"] = session.runtime.device;
+  h["threads"] = session.runtime.threads;
+  if (session.model) {
+    h["model"] = session.model->card().name;
+    h["model_card"] = session.model->card().card_path;
+    h["weights"] = session.model->weights_path();
+    h["weights_sha256"] = session.model->weights_sha256();
+  }
+  h["arguments"] = global_options().argv;
+  h["options"] = options;
+}
+
+double elapsed_ms(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
+}
+
+void run_batches(const InputOptions& inputs, const LoadedModel& model, Manifest& manifest,
+                 const std::function<void(std::vector<BatchItem>&)>& process, bool write_manifest) {
+  const std::vector<std::string> paths = collect_inputs(inputs.inputs, inputs.recursive, std::cin);
+  if (paths.empty()) throw UsageError("no input images found in the given arguments");
+  const FitMode fit = parse_fit_mode(inputs.fit);
+  ImageLimits limits;
+  limits.max_pixels = inputs.max_pixels;
+  const ModelCard& card = model.card();
+  OutputNamer namer;
+  Progress progress("images", paths.size());
+  std::size_t done = 0;
+  for (std::size_t first = 0; first < paths.size(); first += inputs.batch_size) {
+    const std::size_t last = std::min(paths.size(), first + inputs.batch_size);
+    // Entries are added to the manifest after the batch, so pointers into this vector stay valid.
+    std::vector<ManifestEntry> entries(last - first);
+    std::vector<BatchItem> batch;
+    for (std::size_t i = first; i < last; ++i) {
+      ManifestEntry& entry = entries[i - first];
+      entry.input = paths[i];
+      const auto start = std::chrono::steady_clock::now();
+      try {
+        BatchItem item;
+        item.path = paths[i];
+        item.image = load_image(paths[i], limits);
+        item.input = prepare_model_input(item.image.rgb, card.input_width, card.input_height, fit, &item.region);
+        item.stem = namer.stem_for(paths[i]);
+        item.load_ms = elapsed_ms(start);
+        item.entry = &entry;
+        entry.timings_ms.emplace_back("load", item.load_ms);
+        batch.push_back(std::move(item));
+      } catch (const InputError& e) {
+        entry.status = "error";
+        entry.error = e.what();
+        spdlog::error("{}", e.what());
+      }
+    }
+    if (!batch.empty()) {
+      const auto start = std::chrono::steady_clock::now();
+      try {
+        process(batch);
+        const double per_image = elapsed_ms(start) / batch.size();
+        for (auto& item : batch) item.entry->timings_ms.emplace_back("compute_and_write", per_image);
+      } catch (const UsageError&) {
+        throw;
+      } catch (const Error& e) {
+        for (auto& item : batch) {
+          item.entry->status = "error";
+          item.entry->error = item.path + ": " + e.what();
+        }
+        spdlog::error("batch of {} image(s) failed: {}", batch.size(), e.what());
+      }
+    }
+    for (auto& entry : entries) manifest.add(std::move(entry));
+    if (write_manifest) manifest.write();
+    done = last;
+    progress.update(done);
+  }
+  progress.finish();
+}
+
+cv::Mat display_image(const cv::Mat& rgb, int display_size) {
+  const int longest = std::max(rgb.cols, rgb.rows);
+  if (display_size <= 0 || longest <= display_size) return rgb;
+  const double scale = static_cast<double>(display_size) / longest;
+  cv::Mat out;
+  cv::resize(rgb, out, cv::Size(), scale, scale, cv::INTER_AREA);
+  return out;
+}
+
+void write_output_png(const Manifest& manifest, ManifestEntry& entry, const std::string& name,
+                      const std::string& file_name, const cv::Mat& image) {
+  write_png((std::filesystem::path(manifest.out_dir()) / file_name).string(), image);
+  entry.outputs.emplace_back(name, file_name);
+}
+
+void write_output_npy(const Manifest& manifest, ManifestEntry& entry, const std::string& name,
+                      const std::string& file_name, const cv::Mat& map) {
+  write_npy((std::filesystem::path(manifest.out_dir()) / file_name).string(), map);
+  entry.outputs.emplace_back(name, file_name);
+}
+
+nlohmann::json predictions_json(const std::vector<Prediction>& predictions) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : predictions) {
+    out.push_back({{"index", p.index}, {"label", p.label}, {"logit", p.logit}, {"probability", p.probability}});
+  }
+  return out;
+}
+
+int batch_exit_code(const Manifest& manifest) { return manifest.error_count() == 0 ? 0 : 1; }
+
+Progress::Progress(std::string what, std::size_t total)
+    : what_(std::move(what)), total_(total), tty_(isatty(STDERR_FILENO) != 0),
+      start_(std::chrono::steady_clock::now()), last_(start_) {}
+
+void Progress::update(std::size_t done) {
+  done_ = done;
+  if (global_options().quiet) return;
+  const auto now = std::chrono::steady_clock::now();
+  const double seconds = std::chrono::duration<double>(now - start_).count();
+  const double rate = seconds > 0 ? done / seconds : 0;
+  const double eta = rate > 0 ? (total_ - done) / rate : 0;
+  if (tty_) {
+    const int width = 30;
+    const int filled = total_ ? static_cast<int>(width * done / total_) : width;
+    std::fprintf(stderr, "\r[%s%s] %zu/%zu %s  %.1f/s  ETA %.0fs ", std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(), done, total_, what_.c_str(), rate, eta);
+    std::fflush(stderr);
+  } else if (std::chrono::duration<double>(now - last_).count() >= 5.0 || done == total_) {
+    spdlog::info("{}/{} {} ({:.1f}/s, ETA {:.0f} s)", done, total_, what_, rate, eta);
+    last_ = now;
+  }
+}
+
+void Progress::finish() {
+  if (tty_ && !global_options().quiet && done_ > 0) std::fprintf(stderr, "\n");
+}
+
+}  // namespace cnnvis::cli

@@ -1,0 +1,117 @@
+// Pieces every subcommand shares: option groups, model loading, batched input processing, the run
+// manifest and progress on stderr. CLI layer only: no LibTorch here.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <opencv2/core/mat.hpp>
+
+#include "cnnvis/core/runtime.h"
+#include "cnnvis/io/image_io.h"
+#include "cnnvis/io/manifest.h"
+#include "cnnvis/models/loaded_model.h"
+
+namespace cnnvis::cli {
+
+struct GlobalOptions {
+  int verbosity = 0;
+  bool quiet = false;
+  std::string device = "auto";
+  int threads = 0;
+  std::vector<std::string> argv;
+};
+GlobalOptions& global_options();
+
+struct ModelOptions {
+  std::string model;
+  std::string weights;
+  std::string card;
+  std::string models_dir;
+  bool lenient = false;
+};
+void add_model_options(CLI::App* app, ModelOptions& options, const std::string& default_model = "");
+
+struct InputOptions {
+  std::vector<std::string> inputs;
+  bool recursive = false;
+  int batch_size = 8;
+  std::uint64_t max_pixels = ImageLimits{}.max_pixels;
+  std::string fit = "stretch";
+};
+void add_input_options(CLI::App* app, InputOptions& options);
+
+struct OutputOptions {
+  std::string out = "cnnvis-out";
+  std::string colormap = "jet";
+  float alpha = 0.5f;
+  int display_size = 1024;  // longest side of written overlays; 0 keeps the source size
+};
+void add_output_options(CLI::App* app, OutputOptions& options);
+
+// Configures threads/device from the global options and loads the model.
+struct ModelSession {
+  RuntimeInfo runtime;
+  std::unique_ptr<LoadedModel> model;
+};
+ModelSession open_model(const ModelOptions& options, bool load_weights = true);
+
+// Fills the manifest's run fields (tool, versions, device, model, weights, arguments).
+void describe_run(Manifest& manifest, const ModelSession& session, const nlohmann::json& options);
+
+// One successfully loaded input of a batch.
+struct BatchItem {
+  std::string path;
+  std::string stem;          // unique, safe output file stem
+  LoadedImage image;         // the decoded source image
+  cv::Mat input;             // model input (CV_32FC3 RGB [0,1], card size)
+  InputRegion region;        // where the input came from in the source
+  ManifestEntry* entry;      // to fill with outputs and predictions
+  double load_ms = 0;
+};
+
+// Loads inputs batch by batch and calls process on each batch of successfully decoded images. An input
+// that fails to load, or a batch whose processing throws a cnnvis::Error other than UsageError, is
+// recorded as failed in the manifest and the run goes on. UsageError aborts the run. Writes the
+// manifest at the end (and after every batch, so an interrupted run leaves a valid one).
+void run_batches(const InputOptions& inputs, const LoadedModel& model, Manifest& manifest,
+                 const std::function<void(std::vector<BatchItem>&)>& process, bool write_manifest = true);
+
+// The source image scaled so its longest side is at most display_size (0: unchanged).
+cv::Mat display_image(const cv::Mat& rgb, int display_size);
+
+// Writes a PNG into the manifest's directory and records it in entry.outputs under `name`.
+void write_output_png(const Manifest& manifest, ManifestEntry& entry, const std::string& name,
+                      const std::string& file_name, const cv::Mat& image);
+void write_output_npy(const Manifest& manifest, ManifestEntry& entry, const std::string& name,
+                      const std::string& file_name, const cv::Mat& map);
+
+nlohmann::json predictions_json(const std::vector<Prediction>& predictions);
+
+// Exit code of a batch command: 0 when every input succeeded, 1 otherwise.
+int batch_exit_code(const Manifest& manifest);
+
+// Progress on stderr: a bar when stderr is a terminal, periodic log lines otherwise; silent with --quiet.
+class Progress {
+ public:
+  Progress(std::string what, std::size_t total);
+  void update(std::size_t done);
+  void finish();
+
+ private:
+  std::string what_;
+  std::size_t total_;
+  std::size_t done_ = 0;
+  bool tty_;
+  std::chrono::steady_clock::time_point start_, last_;
+};
+
+double elapsed_ms(std::chrono::steady_clock::time_point since);
+
+}  // namespace cnnvis::cli

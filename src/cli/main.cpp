@@ -1,0 +1,84 @@
+// cnnvis: what a convolutional network sees. Dispatches subcommands and turns the library's typed
+// exceptions into one-line messages and exit codes (0 ok, 1 some inputs or the run failed, 2 usage).
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cnnvis/core/errors.h"
+#include "commands.h"
+#include "common.h"
+
+#ifndef CNNVIS_VERSION
+#define CNNVIS_VERSION "dev"
+#endif
+
+namespace cnnvis::cli {
+int& command_exit_code() {
+  static int code = 0;
+  return code;
+}
+}  // namespace cnnvis::cli
+
+int main(int argc, char** argv) {
+  using namespace cnnvis;
+  using namespace cnnvis::cli;
+  auto logger = spdlog::stderr_color_mt("cnnvis");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%^%l%$: %v");
+
+  GlobalOptions& global = global_options();
+  global.argv.assign(argv, argv + argc);
+  CLI::App app{"cnnvis " CNNVIS_VERSION ": see what a convolutional network sees"};
+  app.set_version_flag("--version", CNNVIS_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.add_flag("-v,--verbose", global.verbosity, "more log output (-vv for debug)");
+  app.add_flag("-q,--quiet", global.quiet, "only errors on stderr");
+  app.add_option("--device", global.device, "auto | cpu | cuda | cuda:N (auto = CUDA when available)");
+  app.add_option("--threads", global.threads, "CPU threads for LibTorch (0 = all cores)");
+
+  setup_models(app);
+  setup_layers(app);
+  setup_predict(app);
+  setup_gradcam(app);
+  setup_canvases(app);
+  setup_train(app);
+  setup_demo(app);
+
+  app.parse_complete_callback([&] {
+    if (global.quiet) {
+      spdlog::set_level(spdlog::level::err);
+    } else if (global.verbosity >= 2) {
+      spdlog::set_level(spdlog::level::debug);
+    } else {
+      spdlog::set_level(spdlog::level::info);
+    }
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  } catch (const UsageError& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  } catch (const Error& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    spdlog::error("out of memory");
+    return 1;
+  } catch (const std::exception& e) {
+    // Anything else is a bug or an unexpected library failure; keep it to one line.
+    std::string message = e.what();
+    if (auto nl = message.find('\n'); nl != std::string::npos) message.resize(nl);
+    spdlog::error("internal error: {}", message);
+    return 1;
+  }
+  return command_exit_code();
+}

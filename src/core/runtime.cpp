@@ -1,0 +1,57 @@
+#include "cnnvis/core/runtime.h"
+
+#include <regex>
+#include <thread>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <spdlog/spdlog.h>
+#include <torch/version.h>
+
+#include "cnnvis/core/errors.h"
+
+namespace cnnvis {
+
+std::string libtorch_version() { return TORCH_VERSION; }
+
+void seed_everything(unsigned long long seed) {
+  at::manual_seed(seed);  // seeds CPU and, when present, every CUDA generator
+}
+
+RuntimeInfo configure_runtime(const RuntimeOptions& options) {
+  RuntimeInfo info;
+  info.libtorch_version = libtorch_version();
+  info.cuda_available = at::hasCUDA();
+  info.cuda_device_count = info.cuda_available ? static_cast<int>(at::detail::getCUDAHooks().getNumGPUs()) : 0;
+
+  int threads = options.threads;
+  if (threads < 0) throw UsageError("--threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
+  if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (at::get_num_threads() != threads) at::set_num_threads(threads);
+  info.threads = at::get_num_threads();
+
+  static const std::regex pattern("^(auto|cpu|cuda)(:([0-9]+))?$");
+  std::smatch match;
+  if (!std::regex_match(options.device, match, pattern) || (match[1] != "cuda" && match[2].matched)) {
+    throw UsageError("unknown device '" + options.device + "' (use auto, cpu, cuda or cuda:N)");
+  }
+  const std::string kind = match[1];
+  if (kind == "cpu" || (kind == "auto" && info.cuda_device_count == 0)) {
+    info.device = "cpu";
+  } else {
+    const int index = match[3].matched ? std::stoi(match[3]) : 0;
+    if (info.cuda_device_count == 0) {
+      throw DeviceError("device '" + options.device + "' asked for, but this LibTorch build sees no CUDA device");
+    }
+    if (index >= info.cuda_device_count) {
+      throw DeviceError("device '" + options.device + "' asked for, but only " + std::to_string(info.cuda_device_count) +
+                        " CUDA device(s) exist");
+    }
+    info.device = "cuda:" + std::to_string(index);
+  }
+  spdlog::debug("runtime: device {}, {} threads, LibTorch {}", info.device, info.threads, info.libtorch_version);
+  return info;
+}
+
+}  // namespace cnnvis

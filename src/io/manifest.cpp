@@ -1,0 +1,162 @@
+// manifest.json for every run, output-directory setup and collision-free output names.
+#include "cnnvis/io/manifest.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cnnvis/core/errors.h"
+#include "cnnvis/core/text.h"
+
+namespace cnnvis {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Input paths are arbitrary bytes on Linux; a manifest must still be written, so invalid UTF-8 is
+// replaced (U+FFFD) instead of making dump() throw.
+std::string dump_json(const nlohmann::json& j) {
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+// Writes text to path through path + ".tmp" and rename(), so readers never see a half-written file.
+void write_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) throw OutputError(path + ": cannot write (" + std::strerror(errno) + ")");
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  int err = ok ? 0 : errno;
+  if (std::fclose(f) != 0 && ok) {
+    ok = false;
+    err = errno;
+  }
+  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) {
+    ok = false;
+    err = errno;
+  }
+  if (!ok) {
+    std::remove(tmp.c_str());
+    throw OutputError(path + ": cannot write (" + std::strerror(err) + ")");
+  }
+}
+
+}  // namespace
+
+Manifest::Manifest(std::string out_dir, std::string command) : out_dir_(std::move(out_dir)), started_(utc_timestamp()) {
+  header_["command"] = std::move(command);
+}
+
+void Manifest::add(ManifestEntry entry) { entries_.push_back(std::move(entry)); }
+
+std::size_t Manifest::error_count() const {
+  std::size_t n = 0;
+  for (const ManifestEntry& e : entries_) {
+    if (e.status != "ok") ++n;
+  }
+  return n;
+}
+
+nlohmann::json Manifest::to_json() const {
+  nlohmann::json j = nlohmann::json::object();
+  j["tool"] = "cnnvis";
+  // Free-form run fields (version, model, device, options...) come from the caller.
+  for (auto it = header_.begin(); it != header_.end(); ++it) j[it.key()] = it.value();
+  j["started"] = started_;
+  j["finished"] = utc_timestamp();
+
+  nlohmann::json inputs = nlohmann::json::array();
+  for (const ManifestEntry& e : entries_) {
+    nlohmann::json item = nlohmann::json::object();
+    // Extra fields first, so that they can add to an entry but never replace its core fields.
+    if (e.extra.is_object()) {
+      for (auto it = e.extra.begin(); it != e.extra.end(); ++it) item[it.key()] = it.value();
+    }
+    item["input"] = e.input;
+    item["status"] = e.status;
+    item["error"] = e.status == "ok" && e.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.error);
+    nlohmann::json outputs = nlohmann::json::object();
+    for (const auto& [name, path] : e.outputs) outputs[name] = path;
+    item["outputs"] = std::move(outputs);
+    item["predictions"] = e.predictions;
+    nlohmann::json timings = nlohmann::json::object();
+    for (const auto& [name, ms] : e.timings_ms) timings[name] = ms;
+    item["timings_ms"] = std::move(timings);
+    inputs.push_back(std::move(item));
+  }
+  const std::size_t errors = error_count();
+  j["summary"] = {{"inputs", entries_.size()}, {"ok", entries_.size() - errors}, {"error", errors}};
+  j["inputs"] = std::move(inputs);
+  return j;
+}
+
+void Manifest::write() const {
+  write_atomically((fs::path(out_dir_) / "manifest.json").string(), dump_json(to_json()));
+}
+
+nlohmann::json read_manifest(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw InputError(path + ": is a directory, not a manifest");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path + ": cannot read (" + std::strerror(errno) + ")");
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(buffer.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(path + ": not valid JSON (at byte " + std::to_string(e.byte) + ")");
+  }
+  if (!j.is_object()) throw InputError(path + ": not a manifest (expected a JSON object)");
+  if (!j.contains("inputs") || !j["inputs"].is_array()) throw InputError(path + ": not a manifest (no 'inputs' list)");
+  return j;
+}
+
+void ensure_output_dir(const std::string& dir) {
+  if (dir.empty()) throw OutputError("(empty path): cannot create output directory (no path given)");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw OutputError(dir + ": cannot create output directory (" + ec.message() + ")");
+  if (!fs::is_directory(dir, ec)) {
+    throw OutputError(dir + ": cannot create output directory (a file of that name exists)");
+  }
+  // Permission bits do not tell the whole story (read-only mounts, ACLs, root), so actually try.
+  const std::string probe =
+      (fs::path(dir) / (".cnnvis-write-probe-" + std::to_string(static_cast<long>(::getpid())))).string();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw OutputError(dir + ": output directory is not writable (" + std::strerror(errno) + ")");
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+std::string OutputNamer::stem_for(const std::string& input_path) {
+  // Only the file name is used: directories in the input path never reach the output path.
+  std::string stem = fs::path(input_path).stem().string();
+  if (stem.empty() || stem == "." || stem == "..") stem = "input";
+  const std::string base = safe_file_stem(stem);
+  // Compared case-insensitively: the output directory may be on a case-insensitive file system.
+  std::string candidate = base;
+  for (int n = 2; used_.count(to_lower(candidate)) != 0; ++n) candidate = base + "-" + std::to_string(n);
+  used_.insert(to_lower(candidate));
+  return candidate;
+}
+
+std::string utc_timestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace cnnvis

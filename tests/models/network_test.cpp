@@ -1,0 +1,192 @@
+// Native networks: names, aliases, taps, gradient leaves, receptive fields, weight loading.
+#include <filesystem>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "cnnvis/core/errors.h"
+#include "cnnvis/io/safetensors.h"
+#include "cnnvis/models/architectures.h"
+#include "cnnvis/models/layers.h"
+#include "cnnvis/models/network.h"
+#include "cnnvis/models/weights.h"
+
+namespace cnnvis {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(Network, Vgg16KeysMatchTorchvisionLayout) {
+  auto net = build_vgg16();
+  std::vector<std::string> names;
+  for (auto& [name, tensor] : net->named_tensors()) names.push_back(name);
+  ASSERT_EQ(names.size(), 32u);  // 13 conv + 3 linear, weight and bias each
+  EXPECT_EQ(names.front(), "features.0.weight");
+  EXPECT_EQ(names[2], "features.2.weight");  // the ReLU keeps slot 1
+  EXPECT_EQ(names[25], "features.28.bias");
+  EXPECT_EQ(names.back(), "classifier.6.bias");
+  EXPECT_EQ(net->resolve_layer("conv5_3"), "features.28");
+  EXPECT_EQ(net->resolve_layer("relu5_3"), "features.29");
+  EXPECT_EQ(net->resolve_layer("pool5"), "features.30");
+  EXPECT_EQ(net->resolve_layer("fc7"), "classifier.3");
+}
+
+TEST(Network, GoogLeNetKeysIncludeBatchNormBuffers) {
+  auto net = build_googlenet(true);
+  std::vector<std::string> names;
+  for (auto& [name, tensor] : net->named_tensors()) names.push_back(name);
+  auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  EXPECT_TRUE(has("conv1.conv.weight"));
+  EXPECT_TRUE(has("conv1.bn.running_var"));
+  EXPECT_TRUE(has("conv1.bn.num_batches_tracked"));
+  EXPECT_TRUE(has("inception4c.branch4.1.conv.weight"));  // branch4 = Sequential(pool, conv)
+  EXPECT_TRUE(has("fc.weight"));
+  EXPECT_FALSE(has("aux1.conv.conv.weight"));
+  EXPECT_EQ(net->resolve_layer("mixed4c"), "inception4c");
+  EXPECT_NE(net->find_node("inception4c.branch2"), nullptr);
+  // The "5x5" branch really uses 3x3 kernels, as in torchvision.
+  auto* conv = dynamic_cast<const Conv2d*>(net->find_node("inception3a.branch3.1.conv"));
+  ASSERT_NE(conv, nullptr);
+  EXPECT_EQ(conv->kernel, 3);
+}
+
+TEST(Network, UnknownLayerListsValidNames) {
+  auto net = build_vgg16();
+  try {
+    net->resolve_layer("conv9_9");
+    FAIL() << "expected UsageError";
+  } catch (const UsageError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("conv9_9"), std::string::npos);
+    EXPECT_NE(message.find("features.29"), std::string::npos);
+    EXPECT_NE(message.find("conv5_3"), std::string::npos);
+  }
+}
+
+TEST(Network, TapsReturnIntermediatesAndStopEarly) {
+  auto net = build_fashion_vgg();
+  at::manual_seed(0);
+  at::Tensor x = at::randn({2, 3, 64, 64});
+  ForwardRequest request;
+  request.taps = {"features.8", "features.17"};
+  ForwardResult full = net->forward(x, request);
+  ASSERT_TRUE(full.logits.defined());
+  EXPECT_EQ(full.logits.sizes(), (std::vector<int64_t>{2, 10}));
+  EXPECT_EQ(full.taps.at("features.8").sizes(), (std::vector<int64_t>{2, 64, 16, 16}));
+  request.need_logits = false;
+  request.taps = {"features.8"};
+  ForwardResult partial = net->forward(x, request);
+  EXPECT_FALSE(partial.logits.defined());
+  EXPECT_TRUE(at::equal(partial.taps.at("features.8"), full.taps.at("features.8")));
+}
+
+TEST(Network, GradientTapIsALeafSoBackwardStopsThere) {
+  auto net = build_fashion_vgg();
+  net->set_parameters_trainable(false);
+  at::Tensor x = at::randn({1, 3, 64, 64});
+  ForwardRequest request;
+  request.taps = {"features.8", "features.17"};
+  request.grad_taps = {"features.8", "features.17"};
+  ForwardResult r = net->forward(x, request);
+  r.logits.sum().backward();
+  const at::Tensor& low = r.taps.at("features.8");
+  const at::Tensor& high = r.taps.at("features.17");
+  EXPECT_TRUE(low.is_leaf());
+  ASSERT_TRUE(low.grad().defined());
+  ASSERT_TRUE(high.grad().defined());  // retained on the non-leaf above
+  EXPECT_GT(low.grad().abs().sum().item<double>(), 0);
+  for (auto& [name, tensor] : net->named_tensors(false)) EXPECT_FALSE(tensor->grad().defined()) << name;
+}
+
+TEST(Network, ReceptiveFieldsOfVgg16) {
+  auto net = build_vgg16();
+  net->initialize_parameters();
+  auto layers = net->describe_layers(224, 224);
+  auto find = [&](const std::string& name) {
+    for (const auto& l : layers) {
+      if (l.name == name) return l;
+    }
+    throw std::runtime_error("missing " + name);
+  };
+  // Known values: conv1_1 3, pool1 6 (stride 2), conv5_3 196 (stride 16), pool5 212 (stride 32).
+  EXPECT_EQ(find("features.0").field.size, 3);
+  EXPECT_EQ(find("features.4").field.size, 6);
+  EXPECT_EQ(find("features.4").field.stride, 2);
+  EXPECT_EQ(find("features.28").field.size, 196);
+  EXPECT_EQ(find("features.28").field.stride, 16);
+  EXPECT_EQ(find("features.30").field.size, 212);
+  EXPECT_EQ(find("features.30").field.stride, 32);
+  EXPECT_EQ(find("features.30").output_shape, (std::vector<int64_t>{512, 7, 7}));
+  EXPECT_EQ(find("features.0").parameters, 64 * 3 * 9 + 64);
+}
+
+TEST(Network, GoogLeNetShapesFollowCeilModePooling) {
+  auto net = build_googlenet(false);
+  net->initialize_parameters();
+  auto layers = net->describe_layers(224, 224);
+  for (const auto& l : layers) {
+    if (l.name == "maxpool1") EXPECT_EQ(l.output_shape, (std::vector<int64_t>{64, 56, 56}));
+    if (l.name == "inception4c") EXPECT_EQ(l.output_shape, (std::vector<int64_t>{512, 14, 14}));
+    if (l.name == "inception5b") EXPECT_EQ(l.output_shape, (std::vector<int64_t>{1024, 7, 7}));
+    if (l.name == "maxpool1") EXPECT_EQ(l.field.extent, 56);  // the field walk agrees with the real shape
+  }
+}
+
+class WeightsFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("cnnvis_weights_test_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(WeightsFile, SaveLoadRoundTrip) {
+  at::manual_seed(3);
+  auto a = build_fashion_vgg();
+  const std::string path = (dir_ / "w.safetensors").string();
+  save_weights(*a, path);
+  at::manual_seed(4);
+  auto b = build_fashion_vgg();
+  SafetensorsFile file = SafetensorsFile::open(path);
+  WeightLoadReport report = load_weights(*b, file);
+  EXPECT_TRUE(report.missing.empty());
+  auto ta = a->named_tensors(), tb = b->named_tensors();
+  ASSERT_EQ(ta.size(), tb.size());
+  for (std::size_t i = 0; i < ta.size(); ++i) EXPECT_TRUE(at::equal(*ta[i].second, *tb[i].second)) << ta[i].first;
+}
+
+TEST_F(WeightsFile, MismatchesAreListedInOneError) {
+  auto vgg = build_fashion_vgg();
+  std::vector<float> data(16 * 3 * 5 * 5, 0.0f);
+  const std::string path = (dir_ / "bad.safetensors").string();
+  // Wrong shape for one key, one unexpected key, and everything else missing.
+  write_safetensors(path, {{"features.0.weight", DType::F32, {16, 3, 5, 5}, data.data()},
+                           {"extra.weight", DType::F32, {4}, data.data()}});
+  SafetensorsFile file = SafetensorsFile::open(path);
+  try {
+    load_weights(*vgg, file);
+    FAIL() << "expected WeightsError";
+  } catch (const WeightsError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(path), std::string::npos) << m;
+    EXPECT_NE(m.find("missing"), std::string::npos) << m;
+    EXPECT_NE(m.find("extra.weight"), std::string::npos) << m;
+    EXPECT_NE(m.find("features.0.weight: file [16,3,5,5] vs model [16,3,3,3]"), std::string::npos) << m;
+  }
+}
+
+TEST_F(WeightsFile, NaNValuesAreRejected) {
+  at::manual_seed(3);
+  auto net = build_fashion_vgg();
+  net->named_tensors()[0].second->view(-1)[5] = NAN;
+  const std::string path = (dir_ / "nan.safetensors").string();
+  save_weights(*net, path);
+  auto fresh = build_fashion_vgg();
+  SafetensorsFile file = SafetensorsFile::open(path);
+  EXPECT_THROW(load_weights(*fresh, file), WeightsError);
+}
+
+}  // namespace
+}  // namespace cnnvis
