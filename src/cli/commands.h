@@ -12,6 +12,8 @@ void setup_models(CLI::App& app);
 void setup_layers(CLI::App& app);
 void setup_predict(CLI::App& app);
 void setup_gradcam(CLI::App& app);
+void setup_backprop(CLI::App& app);
+void setup_saliency(CLI::App& app);
 void setup_canvases(CLI::App& app);
 void setup_train(CLI::App& app);
 void setup_demo(CLI::App& app);

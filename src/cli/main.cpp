@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   CLI::App app{"cnnvis " CNNVIS_VERSION ": see what a convolutional network sees"};
   app.set_version_flag("--version", CNNVIS_VERSION);
   app.require_subcommand(1);
+  app.option_defaults()->always_capture_default(true);  // --help shows every default
   app.fallthrough();
   app.add_flag("-v,--verbose", global.verbosity, "more log output (-vv for debug)");
   app.add_flag("-q,--quiet", global.quiet, "only errors on stderr");
@@ -45,6 +46,8 @@ int main(int argc, char** argv) {
   setup_layers(app);
   setup_predict(app);
   setup_gradcam(app);
+  setup_backprop(app);
+  setup_saliency(app);
   setup_canvases(app);
   setup_train(app);
   setup_demo(app);

@@ -1,1 +1,365 @@
-// placeholder
+// Training fashion_vgg from scratch on Fashion-MNIST "items on a canvas".
+//
+// Plain ATen only (no torch::nn / torch::optim: they would double the compile time of this file): the
+// optimiser is AdamW written out on the parameter tensors. Everything random is seeded from the one
+// training seed (weights via LibTorch's generator, data order and canvases via SplitMix64), so the same
+// seed on the same device and thread count gives the same weights bit for bit.
+#include "cnnvis/methods/train.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <numeric>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
+
+#include "cnnvis/core/errors.h"
+#include "cnnvis/core/runtime.h"
+#include "cnnvis/core/sha256.h"
+#include "cnnvis/io/model_card.h"
+#include "cnnvis/methods/training_movie.h"
+#include "cnnvis/models/architectures.h"
+#include "cnnvis/models/network.h"
+#include "cnnvis/models/registry.h"
+#include "cnnvis/models/weights.h"
+
+namespace cnnvis {
+
+std::uint64_t train_canvas_seed(std::uint64_t seed, int epoch) {
+  // Two SplitMix64 steps: the first separates the training stream from any other use of the same seed
+  // (the test canvases use a fixed seed of their own), the second gives every epoch an unrelated stream.
+  SplitMix64 base(seed ^ 0x74726169'6E636E76ULL);  // "traincnv"
+  SplitMix64 per_epoch(base.next() ^ (static_cast<std::uint64_t>(epoch) * 0x9E3779B97F4A7C15ULL));
+  return per_epoch.next();
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void validate(const TrainOptions& o) {
+  if (o.epochs < 1) throw UsageError("--epochs must be at least 1, got " + std::to_string(o.epochs));
+  // BatchNorm needs more than one value per channel; a batch of one 64x64 image has 4096, but one is
+  // still a degenerate estimate of the batch statistics.
+  if (o.batch_size < 2 || o.batch_size > 4096)
+    throw UsageError("--batch-size must be between 2 and 4096, got " + std::to_string(o.batch_size));
+  if (!(o.learning_rate > 0.0) || o.learning_rate > 1.0)
+    throw UsageError("--lr must be in (0, 1], got " + std::to_string(o.learning_rate));
+  if (o.train_limit < 0) throw UsageError("--train-limit must be >= 0, got " + std::to_string(o.train_limit));
+  if (o.test_limit < 0) throw UsageError("--test-limit must be >= 0, got " + std::to_string(o.test_limit));
+  if (o.watch_every < 1) throw UsageError("--watch-every must be at least 1, got " + std::to_string(o.watch_every));
+  if (o.log_every < 1) throw UsageError("log_every must be at least 1, got " + std::to_string(o.log_every));
+  if (!(o.weight_decay >= 0.0)) throw UsageError("weight decay must be >= 0");
+  if (!(o.warmup_fraction >= 0.0) || o.warmup_fraction >= 1.0) throw UsageError("warm-up fraction must be in [0, 1)");
+}
+
+at::Device parse_device(const std::string& text) {
+  try {
+    return at::Device(text);
+  } catch (const std::exception&) {
+    throw UsageError("unknown device '" + text + "' (use cpu or cuda:N)");
+  }
+}
+
+// Renders canvases for split items `indices` into an N x S x S x 3 uint8 tensor (and their labels).
+// Canvases are independent of each other, so they are drawn in parallel without affecting the result.
+void render_canvases(const FashionMnistSplit& split, const std::int64_t* indices, std::int64_t count,
+                     std::uint64_t seed, const CanvasOptions& canvas, at::Tensor& pixels, at::Tensor& labels) {
+  const int size = canvas.size;
+  pixels = at::empty({count, size, size, 3}, at::kByte);
+  labels = at::empty({count}, at::kLong);
+  std::uint8_t* dst = pixels.data_ptr<std::uint8_t>();
+  std::int64_t* lab = labels.data_ptr<std::int64_t>();
+  const std::size_t image_bytes = static_cast<std::size_t>(size) * size * 3;
+  at::parallel_for(0, count, 16, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      const Canvas c = make_canvas_from_split(split, indices[i], seed, canvas);
+      for (int y = 0; y < size; ++y) {
+        std::memcpy(dst + i * image_bytes + static_cast<std::size_t>(y) * size * 3, c.rgb.ptr<std::uint8_t>(y),
+                    static_cast<std::size_t>(size) * 3);
+      }
+      lab[i] = c.label;
+    }
+  });
+}
+
+// uint8 N x H x W x 3 RGB -> normalised float N x 3 x H x W on the device, as images_to_tensor does
+// for float images: (v / 255 * range - mean) / std per channel.
+struct Normaliser {
+  at::Tensor scale, shift;  // 1 x 3 x 1 x 1
+  Normaliser(const ModelCard& card, const at::Device& device) {
+    std::vector<float> s(3), t(3);
+    for (int c = 0; c < 3; ++c) {
+      s[c] = card.input_range / (255.0f * card.std[c]);
+      t[c] = -card.mean[c] / card.std[c];
+    }
+    scale = at::tensor(s, at::kFloat).view({1, 3, 1, 1}).to(device);
+    shift = at::tensor(t, at::kFloat).view({1, 3, 1, 1}).to(device);
+  }
+  at::Tensor operator()(const at::Tensor& pixels) const {
+    at::Tensor x = pixels.to(scale.device()).permute({0, 3, 1, 2}).to(at::kFloat);
+    return (x * scale + shift).contiguous();
+  }
+};
+
+// Fraction of correctly classified canvases, in eval mode (BatchNorm running statistics, no dropout).
+double evaluate(Network& network, const at::Tensor& pixels, const at::Tensor& labels, const Normaliser& normalise,
+                const ProgressCallback& progress) {
+  const bool was_training = network.training();
+  network.set_training(false);
+  at::NoGradGuard no_grad;
+  const std::int64_t n = pixels.size(0);
+  const std::int64_t chunk = 250;
+  std::int64_t correct = 0;
+  for (std::int64_t begin = 0; begin < n; begin += chunk) {
+    const std::int64_t end = std::min(n, begin + chunk);
+    at::Tensor logits = network.forward(normalise(pixels.slice(0, begin, end))).logits;
+    correct += logits.argmax(1).to(at::kCPU).eq(labels.slice(0, begin, end)).sum().item<std::int64_t>();
+    if (progress) progress(static_cast<std::size_t>(end), static_cast<std::size_t>(n), "evaluate");
+  }
+  network.set_training(was_training);
+  return n > 0 ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
+}
+
+// AdamW (Loshchilov & Hutter): Adam moments plus weight decay applied to the weights directly, not
+// through the gradient. Decay only on conv/linear weights: decaying BatchNorm scales and biases just
+// fights the normalisation.
+class AdamW {
+ public:
+  AdamW(const std::vector<std::pair<std::string, at::Tensor*>>& params, double weight_decay)
+      : weight_decay_(weight_decay) {
+    for (const auto& [name, tensor] : params) {
+      if (!tensor->defined()) continue;
+      Slot slot;
+      slot.param = tensor;
+      slot.m = at::zeros_like(*tensor);
+      slot.v = at::zeros_like(*tensor);
+      slot.decay = tensor->dim() > 1;
+      slots_.push_back(std::move(slot));
+    }
+  }
+
+  void step(double lr) {
+    ++t_;
+    const double bc1 = 1.0 - std::pow(kBeta1, static_cast<double>(t_));
+    const double bc2 = 1.0 - std::pow(kBeta2, static_cast<double>(t_));
+    at::NoGradGuard no_grad;
+    for (Slot& s : slots_) {
+      at::Tensor& p = *s.param;
+      const at::Tensor& g = p.grad();
+      if (!g.defined()) continue;
+      s.m.mul_(kBeta1).add_(g, 1.0 - kBeta1);
+      s.v.mul_(kBeta2).addcmul_(g, g, 1.0 - kBeta2);
+      if (s.decay && weight_decay_ > 0) p.mul_(1.0 - lr * weight_decay_);
+      at::Tensor denom = (s.v / bc2).sqrt_().add_(kEps);
+      p.addcdiv_(s.m, denom, -lr / bc1);
+      // Dropping the gradient (rather than zeroing it) lets the next backward write a fresh one.
+      p.mutable_grad() = at::Tensor();
+    }
+  }
+
+ private:
+  static constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
+  struct Slot {
+    at::Tensor* param = nullptr;
+    at::Tensor m, v;
+    bool decay = false;
+  };
+  std::vector<Slot> slots_;
+  double weight_decay_;
+  std::int64_t t_ = 0;
+};
+
+// Linear warm-up, then cosine decay to 1% of the peak: a short budget is best spent with a high rate
+// early and a small one for the last steps.
+double learning_rate_at(const TrainOptions& o, std::int64_t step, std::int64_t total) {
+  const std::int64_t warmup = static_cast<std::int64_t>(std::floor(o.warmup_fraction * static_cast<double>(total)));
+  if (step < warmup) return o.learning_rate * static_cast<double>(step + 1) / static_cast<double>(warmup + 1);
+  const double span = static_cast<double>(std::max<std::int64_t>(1, total - warmup));
+  const double progress = std::min(1.0, static_cast<double>(step - warmup) / span);
+  constexpr double kFloor = 0.01;
+  constexpr double kPi = 3.14159265358979323846;
+  return o.learning_rate * (kFloor + (1.0 - kFloor) * 0.5 * (1.0 + std::cos(kPi * progress)));
+}
+
+// Test items shown in the movie: the first test canvas of each class (full test set, so that a small
+// --test-limit still gives ten columns).
+std::vector<MovieSample> movie_samples(const FashionMnistSplit& test, std::uint64_t seed, const CanvasOptions& canvas) {
+  std::vector<MovieSample> samples;
+  std::vector<bool> seen(10, false);
+  const std::int64_t n = static_cast<std::int64_t>(test.labels.values.size());
+  for (std::int64_t i = 0; i < n && samples.size() < 10; ++i) {
+    const int label = test.labels.values[static_cast<std::size_t>(i)];
+    if (label < 0 || label >= 10 || seen[static_cast<std::size_t>(label)]) continue;
+    seen[static_cast<std::size_t>(label)] = true;
+    Canvas c = make_canvas_from_split(test, i, seed, canvas);
+    samples.push_back({c.rgb, label});
+  }
+  std::sort(samples.begin(), samples.end(), [](const MovieSample& a, const MovieSample& b) { return a.label < b.label; });
+  return samples;
+}
+
+std::string card_path_for(const std::string& weights_path) {
+  return std::filesystem::path(weights_path).replace_extension(".json").string();
+}
+
+}  // namespace
+
+TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& weights_path) {
+  validate(options);
+  if (weights_path.empty()) throw UsageError("no output path given for the trained weights");
+  const auto start = Clock::now();
+  const at::Device device = parse_device(options.device);
+
+  FashionMnistSplit train = load_fashion_mnist(options.data_dir, "train");
+  FashionMnistSplit test = load_fashion_mnist(options.data_dir, "test");
+  const std::int64_t train_total = train.images.dims[0];
+  const std::int64_t test_total = test.images.dims[0];
+  const std::int64_t n_train = options.train_limit > 0 ? std::min(options.train_limit, train_total) : train_total;
+  const std::int64_t n_test = options.test_limit > 0 ? std::min(options.test_limit, test_total) : test_total;
+
+  ModelCard card = default_model_card("fashion_vgg");
+  card.input_height = card.input_width = options.canvas.size;
+  const Normaliser normalise(card, device);
+
+  // Fail on an unwritable output before spending minutes on training.
+  {
+    const std::filesystem::path parent = std::filesystem::path(weights_path).parent_path();
+    std::error_code ec;
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (!parent.empty() && !std::filesystem::is_directory(parent))
+      throw OutputError(parent.string() + ": cannot create directory (" + ec.message() + ")");
+  }
+
+  // The test canvases are the same for every epoch (and every run): rendered once.
+  at::Tensor test_pixels, test_labels;
+  {
+    std::vector<std::int64_t> indices(static_cast<std::size_t>(n_test));
+    std::iota(indices.begin(), indices.end(), 0);
+    render_canvases(test, indices.data(), n_test, options.test_canvas_seed, options.canvas, test_pixels, test_labels);
+  }
+  spdlog::info("training fashion_vgg on {} Fashion-MNIST canvases ({}x{}), testing on {}; {} epochs, batch {}, lr {}, "
+               "seed {}, device {}, {} threads",
+               n_train, options.canvas.size, options.canvas.size, n_test, options.epochs, options.batch_size,
+               options.learning_rate, options.seed, options.device, at::get_num_threads());
+
+  seed_everything(options.seed);
+  std::unique_ptr<Network> network = build_fashion_vgg(10);
+  network->to(device);
+  network->set_parameters_trainable(true);
+  network->set_training(true);
+  AdamW optimiser(network->named_tensors(false), options.weight_decay);
+
+  const std::int64_t batch = options.batch_size;
+  const std::int64_t steps_per_epoch = (n_train + batch - 1) / batch;
+  const std::int64_t total_steps = steps_per_epoch * options.epochs;
+
+  std::unique_ptr<TrainingMovie> movie;
+  if (!options.watch_dir.empty()) {
+    movie = std::make_unique<TrainingMovie>(options.watch_dir, *network,
+                                            movie_samples(test, options.test_canvas_seed, options.canvas),
+                                            options.device);
+    movie->record(*network, 0);
+  }
+
+  TrainResult result;
+  std::vector<TestAccuracyPoint> test_points;
+  std::int64_t step = 0;
+  double window_loss = 0;
+  std::int64_t window_correct = 0, window_items = 0, window_steps = 0;
+  for (int epoch = 0; epoch < options.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    // Fisher-Yates with SplitMix64: the same order on every platform.
+    std::vector<std::int64_t> order(static_cast<std::size_t>(n_train));
+    std::iota(order.begin(), order.end(), 0);
+    SplitMix64 shuffle_rng(options.seed * 0x2545F4914F6CDD1DULL + static_cast<std::uint64_t>(epoch) + 1);
+    for (std::int64_t i = n_train - 1; i > 0; --i) {
+      const int j = shuffle_rng.uniform_int(0, static_cast<int>(i));
+      std::swap(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
+    }
+    const std::uint64_t canvas_seed = train_canvas_seed(options.seed, epoch);
+
+    double epoch_loss = 0;
+    std::int64_t epoch_correct = 0;
+    for (std::int64_t b = 0; b < steps_per_epoch; ++b) {
+      const std::int64_t begin = b * batch;
+      const std::int64_t count = std::min(batch, n_train - begin);
+      at::Tensor pixels, labels;
+      render_canvases(train, order.data() + begin, count, canvas_seed, options.canvas, pixels, labels);
+      const at::Tensor target = labels.to(device);
+
+      at::Tensor logits = network->forward(normalise(pixels)).logits;
+      at::Tensor loss = at::nll_loss(at::log_softmax(logits, 1), target);
+      loss.backward();
+      optimiser.step(learning_rate_at(options, step, total_steps));
+      ++step;
+
+      const double loss_value = loss.item<double>();
+      const std::int64_t correct = logits.detach().argmax(1).eq(target).sum().item<std::int64_t>();
+      if (!std::isfinite(loss_value))
+        throw Error("training diverged at step " + std::to_string(step) + " (loss is not finite); try a smaller --lr");
+      epoch_loss += loss_value * static_cast<double>(count);
+      epoch_correct += correct;
+      window_loss += loss_value;
+      window_correct += correct;
+      window_items += count;
+      ++window_steps;
+
+      const bool epoch_end = b + 1 == steps_per_epoch;
+      if (step % options.log_every == 0 || epoch_end) {
+        TrainCurvePoint point;
+        point.step = step;
+        point.epoch = epoch + static_cast<double>(b + 1) / static_cast<double>(steps_per_epoch);
+        point.loss = window_loss / static_cast<double>(window_steps);
+        point.accuracy = static_cast<double>(window_correct) / static_cast<double>(window_items);
+        result.curve.push_back(point);
+        spdlog::debug("step {}/{}: loss {:.4f}, accuracy {:.4f}", step, total_steps, point.loss, point.accuracy);
+        window_loss = 0;
+        window_correct = window_items = window_steps = 0;
+      }
+      if (movie && (step % options.watch_every == 0 || step == total_steps)) movie->record(*network, step);
+      if (options.progress) options.progress(static_cast<std::size_t>(step), static_cast<std::size_t>(total_steps), "train");
+    }
+
+    const double accuracy = evaluate(*network, test_pixels, test_labels, normalise, options.progress);
+    result.test_accuracy_per_epoch.push_back(accuracy);
+    test_points.push_back({step, static_cast<double>(epoch + 1), accuracy});
+    spdlog::info("epoch {}/{}: loss {:.4f}, train accuracy {:.4f}, test accuracy {:.4f}, {:.1f} s", epoch + 1,
+                 options.epochs, epoch_loss / static_cast<double>(n_train),
+                 static_cast<double>(epoch_correct) / static_cast<double>(n_train), accuracy,
+                 seconds_since(epoch_start));
+  }
+  result.test_accuracy = result.test_accuracy_per_epoch.back();
+  result.steps = step;
+
+  network->set_training(false);
+  network->set_parameters_trainable(false);
+  char accuracy_text[32];
+  std::snprintf(accuracy_text, sizeof(accuracy_text), "%.4f", result.test_accuracy);
+  const std::string source = "cnnvis train, seed " + std::to_string(options.seed) + ", " + std::to_string(options.epochs) +
+                             " epochs, test accuracy " + accuracy_text;
+  save_weights(*network, weights_path, {{"source", source}, {"architecture", "fashion_vgg"}});
+  card.weights_file = std::filesystem::path(weights_path).filename().string();
+  card.weights_sha256 = sha256_file(weights_path);
+  card.source = source;
+  const std::string card_path = card_path_for(weights_path);
+  write_model_card(card, card_path);
+  result.weights_path = weights_path;
+  result.card_path = card_path;
+
+  if (movie) result.movie_files = movie->finish(result.curve, test_points);
+  result.seconds = seconds_since(start);
+  spdlog::info("trained in {:.1f} s: test accuracy {:.4f}; weights {}, card {}", result.seconds, result.test_accuracy,
+               weights_path, card_path);
+  return result;
+}
+
+}  // namespace cnnvis

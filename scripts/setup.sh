@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Sets up cnnvis on a fresh Debian 12 machine and builds it into build/ (binary: build/cnnvis).
+# Idempotent: packages already installed are not fetched again, the build is incremental (ccache), and
+# the demo model is trained only when its weights are absent.
+#
+#   bash scripts/setup.sh            install, build, train the demo model if needed
+#   SKIP_TRAIN=1 bash scripts/setup.sh   ... without training
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+packages=(
+  cmake ninja-build g++ pkg-config ccache
+  libtorch-dev libopenblas0           # without OpenBLAS LibTorch falls back to the reference BLAS (~20x slower)
+  libopencv-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev zlib1g-dev
+  python3-torch python3-torchvision python3-numpy   # exporter and parity tests (run with /usr/bin/python3)
+  dataset-fashion-mnist                # the demo model's training data
+  darknet                              # its sample photos are used by the end-to-end tests
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# LibTorch must see OpenBLAS as the system BLAS, not the reference implementation.
+blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
+case "$blas" in
+  *openblas*) ;;
+  *) echo "setup: warning: libblas.so.3 resolves to '$blas', not OpenBLAS; Linear layers will be slow" >&2 ;;
+esac
+
+jobs=${CNNVIS_JOBS:-$(nproc)}
+mkdir -p build && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > build/configure.log 2>&1 \
+  || { cat build/configure.log; exit 1; }
+cmake --build build -j "$jobs"
+rm -f build/configure.log
+
+if [[ -z ${SKIP_TRAIN:-} && ! -f models/fashion_vgg.safetensors ]]; then
+  echo "setup: training the demo model (fashion_vgg) on Fashion-MNIST canvases; a few minutes on 2 cores"
+  ./build/cnnvis train --dataset fashion-mnist --out models/fashion_vgg.safetensors
+fi
+echo "setup: ready: $root/build/cnnvis"

@@ -1,0 +1,99 @@
+// cnnvis saliency: pixel saliency maps (vanilla gradient, SmoothGrad, integrated gradients).
+#include <cstdint>
+#include <memory>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "cnnvis/core/errors.h"
+#include "cnnvis/io/colormap.h"
+#include "cnnvis/io/manifest.h"
+#include "cnnvis/io/render.h"
+#include "cnnvis/methods/saliency.h"
+#include "commands.h"
+#include "common.h"
+
+namespace cnnvis::cli {
+
+namespace {
+struct SaliencyCommandOptions {
+  ModelOptions model;
+  InputOptions inputs;
+  OutputOptions output;
+  SaliencyOptions saliency;
+};
+
+// A map >= 0 scaled by its maximum into [0, 1]; an all-zero map stays zero instead of becoming NaN.
+cv::Mat normalise_by_max(const cv::Mat& map) {
+  double hi = 0;
+  cv::minMaxLoc(map, nullptr, &hi);
+  return hi > 0 ? cv::Mat(map / hi) : cv::Mat::zeros(map.size(), CV_32F);
+}
+}  // namespace
+
+void setup_saliency(CLI::App& app) {
+  auto options = std::make_shared<SaliencyCommandOptions>();
+  auto* cmd = app.add_subcommand("saliency", "pixel saliency maps (gradient, SmoothGrad, integrated gradients)");
+  add_model_options(cmd, options->model);
+  add_input_options(cmd, options->inputs);
+  add_output_options(cmd, options->output);
+  SaliencyOptions& s = options->saliency;
+  cmd->add_option("-t,--target", s.target, "class to explain: top, an index, or a class name");
+  cmd->add_option("--smooth", s.smooth_samples, "SmoothGrad: average over N noisy copies (0 = plain gradient)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--noise", s.noise, "SmoothGrad noise sd as a fraction of the input range")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--integrated", s.integrated_steps, "integrated gradients with this many steps (0 = off)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--seed", s.seed, "SmoothGrad noise seed (same seed, same map)");
+  cmd->add_option("--chunk", s.chunk, "noisy copies or path points per forward pass")->check(CLI::PositiveNumber);
+  cmd->callback([options] {
+    const Colormap colormap = parse_colormap(options->output.colormap);
+    const SaliencyOptions& saliency = options->saliency;
+    if (saliency.smooth_samples > 0 && saliency.integrated_steps > 0) {
+      throw UsageError("choose either --smooth or --integrated, not both");
+    }
+    ModelSession session = open_model(options->model);
+    LoadedModel& model = *session.model;
+    // Check the target once, before any input, so a typo fails fast with exit code 2.
+    parse_target(saliency.target, model.card(), model.num_classes());
+
+    ensure_output_dir(options->output.out);
+    Manifest manifest(options->output.out, "saliency");
+    describe_run(manifest, session,
+                 {{"method", saliency_method_name(saliency)}, {"target", saliency.target},
+                  {"smooth", saliency.smooth_samples}, {"noise", saliency.noise},
+                  {"integrated", saliency.integrated_steps}, {"seed", saliency.seed},
+                  {"colormap", options->output.colormap}, {"alpha", options->output.alpha},
+                  {"fit", options->inputs.fit}, {"batch_size", options->inputs.batch_size}});
+    run_batches(options->inputs, model, manifest, [&](std::vector<BatchItem>& batch) {
+      std::vector<cv::Mat> inputs;
+      for (auto& item : batch) inputs.push_back(item.input);
+      auto results = run_saliency(model, inputs, saliency);
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        BatchItem& item = batch[i];
+        const SaliencyResult& r = results[i];
+        ManifestEntry& entry = *item.entry;
+        const cv::Mat map01 = normalise_by_max(r.map);
+        // The map itself at model input size (pixel-level, like the .npy); the overlay on the source.
+        write_output_png(manifest, entry, "map", item.stem + ".saliency.png", apply_colormap(map01, colormap));
+        const cv::Mat source = display_image(item.image.rgb, options->output.display_size);
+        const cv::Mat on_source = map_to_source(map01, item.region, item.image.rgb.size());
+        cv::Mat shown;
+        // Area averaging when shrinking keeps thin, pixel-level structures instead of aliasing them.
+        const bool shrinking = source.cols < on_source.cols;
+        cv::resize(on_source, shown, source.size(), 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+        write_output_png(manifest, entry, "overlay", item.stem + ".saliency.overlay.png",
+                         overlay_heatmap(source, shown, colormap, options->output.alpha));
+        write_output_npy(manifest, entry, "saliency", item.stem + ".saliency.npy", r.map);
+        entry.predictions = predictions_json(r.top);
+        entry.extra["target"] = {{"index", r.target.index}, {"label", r.target.label}, {"logit", r.target.logit},
+                                 {"probability", r.target.probability}};
+        entry.extra["method"] = saliency_method_name(saliency);
+      }
+    });
+    command_exit_code() = batch_exit_code(manifest);
+  });
+}
+
+}  // namespace cnnvis::cli

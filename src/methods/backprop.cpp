@@ -1,0 +1,128 @@
+#include "cnnvis/methods/backprop.h"
+
+#include <cstdint>
+#include <cstring>
+
+#include <ATen/ATen.h>
+#include <opencv2/core.hpp>
+
+#include "cnnvis/core/errors.h"
+#include "cnnvis/methods/prediction_util.h"
+#include "cnnvis/methods/tensor_image.h"
+#include "cnnvis/models/network.h"
+
+namespace cnnvis {
+
+namespace {
+
+// Sets a ReLU mode for one run and puts the previous one back on every exit path, so an exception in
+// the middle of a guided run cannot leave the shared model guided for the next command.
+class ReluModeGuard {
+ public:
+  ReluModeGuard(Network& net, ReluMode mode) : net_(net), previous_(net.relu_mode()) { net_.set_relu_mode(mode); }
+  ~ReluModeGuard() { net_.set_relu_mode(previous_); }
+  ReluModeGuard(const ReluModeGuard&) = delete;
+  ReluModeGuard& operator=(const ReluModeGuard&) = delete;
+
+ private:
+  Network& net_;
+  ReluMode previous_;
+};
+
+ReluMode relu_mode_for(BackpropMode mode) {
+  switch (mode) {
+    case BackpropMode::vanilla: return ReluMode::standard;
+    case BackpropMode::guided: return ReluMode::guided;
+    case BackpropMode::deconv: return ReluMode::deconv;
+  }
+  return ReluMode::standard;
+}
+
+// 3 x H x W tensor (any device) -> H x W x 3 CV_32FC3 (owning copy).
+cv::Mat chw_to_mat(const at::Tensor& chw) {
+  at::Tensor t = chw.detach().to(at::kCPU, at::kFloat).permute({1, 2, 0}).contiguous();
+  cv::Mat out(static_cast<int>(t.size(0)), static_cast<int>(t.size(1)), CV_32FC3);
+  std::memcpy(out.ptr<float>(), t.data_ptr<float>(), sizeof(float) * t.numel());
+  return out;
+}
+
+}  // namespace
+
+BackpropMode parse_backprop_mode(const std::string& text) {
+  if (text == "vanilla") return BackpropMode::vanilla;
+  if (text == "guided") return BackpropMode::guided;
+  if (text == "deconv" || text == "deconvnet") return BackpropMode::deconv;
+  throw UsageError("unknown backprop mode '" + text + "' (choose guided, deconv or vanilla)");
+}
+
+const char* backprop_mode_name(BackpropMode mode) {
+  switch (mode) {
+    case BackpropMode::vanilla: return "vanilla";
+    case BackpropMode::guided: return "guided";
+    case BackpropMode::deconv: return "deconv";
+  }
+  return "?";
+}
+
+std::vector<BackpropResult> run_backprop(LoadedModel& model, const std::vector<cv::Mat>& inputs,
+                                         const BackpropOptions& options) {
+  const TargetSpec target = parse_target(options.target, model.card(), model.num_classes());
+  if (inputs.empty()) return {};
+  Network& net = model.network();
+  // A caller inside a no-grad or inference scope would otherwise get no gradient at all.
+  at::AutoGradMode grad_mode(true);
+  ReluModeGuard relu_guard(net, relu_mode_for(options.mode));
+
+  at::Tensor x = images_to_tensor(inputs, model.card(), at::Device(model.device()));
+  x.requires_grad_(true);
+  // The guided and deconv ReLUs change only the backward pass, so these logits are the model's own.
+  at::Tensor logits = net.forward(x).logits;
+  const int64_t n = x.size(0);
+  at::Tensor classes = target.top ? logits.argmax(1)
+                                  : at::full({n}, target.index, at::TensorOptions().dtype(at::kLong).device(logits.device()));
+  // Images in a batch are independent (eval mode), so one backward of the summed scores gives every
+  // image its own input gradient.
+  logits.gather(1, classes.unsqueeze(1)).sum().backward();
+  at::Tensor grads = x.grad().detach();
+  at::Tensor magnitude = std::get<0>(grads.abs().max(1));  // N x H x W
+
+  auto top = top_predictions(logits, model.card(), 5);
+  at::Tensor logits_cpu = logits.detach().to(at::kCPU, at::kFloat);
+  at::Tensor probs = at::softmax(logits_cpu, 1);
+  at::Tensor classes_cpu = classes.to(at::kCPU);
+  std::vector<BackpropResult> out(n);
+  for (int64_t i = 0; i < n; ++i) {
+    BackpropResult& r = out[i];
+    r.target.index = static_cast<int>(classes_cpu[i].item<int64_t>());
+    r.target.label = model.card().label(r.target.index);
+    r.target.logit = logits_cpu[i][r.target.index].item<float>();
+    r.target.probability = probs[i][r.target.index].item<float>();
+    r.top = top[i];
+    r.gradient = chw_to_mat(grads[i]);
+    r.magnitude = tensor_to_map(magnitude[i]);
+  }
+  return out;
+}
+
+cv::Mat gradient_to_display(const cv::Mat& gradient_rgb) {
+  if (gradient_rgb.depth() != CV_32F) throw UsageError("gradient_to_display needs a float (CV_32F) image");
+  // Statistics over every pixel and channel together, like numpy's mean/std of the whole array.
+  cv::Mat flat = (gradient_rgb.isContinuous() ? gradient_rgb : gradient_rgb.clone()).reshape(1, 1);
+  cv::Scalar mean, sd;
+  cv::meanStdDev(flat, mean, sd);
+  cv::Mat scaled;
+  gradient_rgb.convertTo(scaled, CV_32F, 0.1 / (sd[0] + 1e-5), 0.5 - 0.1 * mean[0] / (sd[0] + 1e-5));
+  // Clip, then truncate like numpy's uint8(x * 255) rather than round (convertTo would round).
+  cv::Mat non_negative = cv::max(scaled, 0.0);
+  cv::Mat clipped = cv::min(non_negative, 1.0);
+  cv::Mat out(gradient_rgb.size(), CV_MAKETYPE(CV_8U, gradient_rgb.channels()));
+  const int channels = gradient_rgb.channels();
+  for (int y = 0; y < clipped.rows; ++y) {
+    const float* src = clipped.ptr<float>(y);
+    std::uint8_t* dst = out.ptr<std::uint8_t>(y);
+    for (int k = 0; k < clipped.cols * channels; ++k) dst[k] = static_cast<std::uint8_t>(src[k] * 255.0f);
+  }
+  return out;
+}
+
+}  // namespace cnnvis
