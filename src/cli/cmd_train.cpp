@@ -38,6 +38,12 @@ void setup_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-o,--out", options->out, "weights file to write; the model card goes next to it (.json)")
       ->capture_default_str();
+  cmd->add_option("--crop-size", t.crop_size,
+                  "train most steps on crops of this side that contain the item (0 = whole canvases)")
+      ->capture_default_str();
+  cmd->add_option("--full-canvas-fraction", t.full_canvas_fraction,
+                  "share of the steps, at the end, trained on whole canvases")
+      ->capture_default_str();
   cmd->add_option("--watch", t.watch_dir, "record the training movie (frames, GIFs, curves) into this directory");
   cmd->add_option("--watch-every", t.watch_every, "steps between movie frames")->capture_default_str();
   cmd->callback([options] {

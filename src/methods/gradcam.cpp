@@ -2,25 +2,49 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 
 #include <ATen/ATen.h>
 #include <opencv2/imgproc.hpp>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/core/text.h"
 #include "cnnvis/methods/prediction_util.h"
 #include "cnnvis/methods/tensor_image.h"
+#include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
 
 namespace cnnvis {
 
+namespace {
+const std::vector<std::pair<CamMethod, std::string>>& method_table() {
+  static const std::vector<std::pair<CamMethod, std::string>> table = {
+      {CamMethod::gradcam, "gradcam"},   {CamMethod::gradcam_plus_plus, "gradcam++"},
+      {CamMethod::xgradcam, "xgradcam"}, {CamMethod::layercam, "layercam"},
+      {CamMethod::hirescam, "hirescam"}, {CamMethod::cam, "cam"}};
+  return table;
+}
+}  // namespace
+
 CamMethod parse_cam_method(const std::string& text) {
-  if (text == "gradcam") return CamMethod::gradcam;
-  if (text == "gradcam++" || text == "gradcampp") return CamMethod::gradcam_plus_plus;
-  throw UsageError("unknown CAM method '" + text + "' (choose gradcam or gradcam++)");
+  for (const auto& [method, name] : method_table()) {
+    if (name == text) return method;
+  }
+  if (text == "gradcampp") return CamMethod::gradcam_plus_plus;
+  throw UsageError("unknown CAM method '" + text + "' (choose " + join(cam_method_names(), ", ") + ")");
 }
 
 const char* cam_method_name(CamMethod method) {
-  return method == CamMethod::gradcam ? "gradcam" : "gradcam++";
+  for (const auto& [m, name] : method_table()) {
+    if (m == method) return name.c_str();
+  }
+  return "?";
+}
+
+std::vector<std::string> cam_method_names() {
+  std::vector<std::string> names;
+  for (const auto& [method, name] : method_table()) names.push_back(name);
+  return names;
 }
 
 TargetSpec parse_target(const std::string& text, const ModelCard& card, int num_classes) {
@@ -28,11 +52,11 @@ TargetSpec parse_target(const std::string& text, const ModelCard& card, int num_
   spec.text = text;
   if (text.empty() || text == "top") return spec;
   spec.top = false;
-  const bool numeric = std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); }) ||
-                       (text.size() > 1 && text[0] == '-' &&
-                        std::all_of(text.begin() + 1, text.end(), [](unsigned char c) { return std::isdigit(c); }));
+  const bool numeric = !text.empty() && std::all_of(text.begin() + (text[0] == '-' ? 1 : 0), text.end(),
+                                                    [](unsigned char c) { return std::isdigit(c); }) &&
+                       text != "-";
   if (numeric) {
-    long value = text.size() > 9 ? -1 : std::stol(text);
+    const long value = text.size() > 9 ? -1 : std::stol(text);
     if (value < 0 || value >= num_classes) {
       throw UsageError("target " + text + " is out of range (model has classes 0.." + std::to_string(num_classes - 1) + ")");
     }
@@ -49,67 +73,190 @@ TargetSpec parse_target(const std::string& text, const ModelCard& card, int num_
   return spec;
 }
 
-std::vector<GradCamResult> run_gradcam(LoadedModel& model, const std::vector<cv::Mat>& inputs,
-                                       const GradCamOptions& options) {
+namespace {
+
+// The last linear layer, when `layer` feeds it through global average pooling only (CAM's condition).
+const Linear* cam_head(const Network& net, const std::string& layer, int64_t channels) {
+  const Linear* last = nullptr;
+  for (const Node* node : net.nodes()) {
+    if (auto* linear = dynamic_cast<const Linear*>(node)) last = linear;
+  }
+  if (last == nullptr || last->in_features != channels) return nullptr;
+  // Between the layer and the head only pooling, flattening and dropout may run.
+  bool after = false;
+  for (const Node* node : net.nodes()) {
+    if (node->name() == layer) {
+      after = true;
+      continue;
+    }
+    if (!after || node == last) continue;
+    if (!node->children().empty()) continue;  // containers: their leaves are checked
+    if (node->name().rfind(layer + ".", 0) == 0) continue;  // inside the layer itself
+    const std::string& type = node->type();
+    if (type != "AdaptiveAvgPool2d" && type != "Flatten" && type != "Dropout") return nullptr;
+  }
+  return after ? last : nullptr;
+}
+
+bool needs_gradients(const std::vector<CamMethod>& methods) {
+  return std::any_of(methods.begin(), methods.end(), [](CamMethod m) { return m != CamMethod::cam; });
+}
+
+// N x h x w maps from activations a and gradients g (both N x C x h x w) for one method.
+at::Tensor compute_cam(CamMethod method, const at::Tensor& a, const at::Tensor& g, const at::Tensor& head_weights) {
+  switch (method) {
+    case CamMethod::gradcam:
+      return at::relu((g.mean({2, 3}, true) * a).sum(1));
+    case CamMethod::gradcam_plus_plus: {
+      // Closed form under an exponential output (pytorch-grad-cam); alpha = 0 where g == 0.
+      const at::Tensor g2 = g.pow(2), g3 = g.pow(3);
+      at::Tensor alpha = g2 / (2 * g2 + a.sum({2, 3}, true) * g3 + 1e-7);
+      alpha = at::where(g != 0, alpha, at::zeros_like(alpha));
+      return at::relu(((at::relu(g) * alpha).sum({2, 3}, true) * a).sum(1));
+    }
+    case CamMethod::xgradcam:
+      return at::relu((((g * a).sum({2, 3}, true) / (a.sum({2, 3}, true) + 1e-7)) * a).sum(1));
+    case CamMethod::layercam:
+      return at::relu((at::relu(g) * a).sum(1));
+    case CamMethod::hirescam:
+      return at::relu((g * a).sum(1));
+    case CamMethod::cam:
+      // head_weights: N x C (the linear weights of each image's target class).
+      return at::relu((head_weights.unsqueeze(2).unsqueeze(3) * a).sum(1));
+  }
+  throw std::logic_error("unhandled CAM method");
+}
+
+}  // namespace
+
+std::vector<std::string> check_cam_request(const LoadedModel& model, const CamRequest& request) {
+  if (request.methods.empty()) throw UsageError("no CAM method asked for");
+  if (request.top_k < 0) throw UsageError("--top-k must be >= 0");
+  const Network& net = model.network();
+  std::vector<std::string> layers;
+  for (const auto& name : request.layers.empty() ? std::vector<std::string>{model.card().default_layer} : request.layers) {
+    const std::string canonical = net.resolve_layer(name);
+    if (std::find(layers.begin(), layers.end(), canonical) == layers.end()) layers.push_back(canonical);
+  }
+  for (const auto& t : request.targets) parse_target(t, model.card(), net.num_classes());
+  return layers;
+}
+
+std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& inputs, const CamRequest& request) {
+  const std::vector<std::string> layers = check_cam_request(model, request);
   if (inputs.empty()) return {};
   Network& net = model.network();
-  const std::string layer = net.resolve_layer(options.layer.empty() ? model.card().default_layer : options.layer);
-  const TargetSpec target = parse_target(options.target, model.card(), net.num_classes());
+  std::vector<TargetSpec> specs;
+  for (const auto& t : request.targets) specs.push_back(parse_target(t, model.card(), net.num_classes()));
+  if (specs.empty() && request.top_k == 0) specs.push_back(parse_target("top", model.card(), net.num_classes()));
 
   at::Tensor x = images_to_tensor(inputs, model.card(), at::Device(model.device()));
-  ForwardRequest request;
-  request.taps = {layer};
-  request.grad_taps = {layer};
-  ForwardResult result = net.forward(x, request);
-  at::Tensor activations = result.taps.at(layer);
-  if (activations.dim() != 4) {
-    throw UsageError("layer '" + layer + "' has no spatial dimensions (output " + std::to_string(activations.dim() - 1) +
-                     "-D); Grad-CAM needs a convolutional layer (C x H x W)");
+  const bool gradients = needs_gradients(request.methods);
+  ForwardRequest forward;
+  forward.taps = layers;
+  if (gradients) forward.grad_taps = layers;
+  ForwardResult result;
+  if (gradients) {
+    result = net.forward(x, forward);
+  } else {
+    at::NoGradGuard no_grad;
+    result = net.forward(x, forward);
   }
   const int64_t n = x.size(0);
-  at::Tensor logits = result.logits;
-  at::Tensor classes = target.top ? logits.argmax(1)
-                                  : at::full({n}, target.index, at::TensorOptions().dtype(at::kLong).device(logits.device()));
-  // Images in a batch are independent (eval mode), so one backward of the summed scores gives every
-  // image's own gradient.
-  logits.gather(1, classes.unsqueeze(1)).sum().backward();
-  at::Tensor grads = activations.grad();
-
-  at::Tensor cams;
-  {
-    at::NoGradGuard no_grad;
-    at::Tensor a = activations.detach();
-    at::Tensor weights;
-    if (options.method == CamMethod::gradcam) {
-      weights = grads.mean({2, 3}, true);
-    } else {
-      // Grad-CAM++ closed form under an exponential output: alpha = g^2 / (2 g^2 + sum(A) g^3).
-      at::Tensor g2 = grads.pow(2);
-      at::Tensor g3 = grads.pow(3);
-      at::Tensor sum_a = a.sum({2, 3}, true);
-      at::Tensor alpha = g2 / (2 * g2 + sum_a * g3 + 1e-7);
-      alpha = at::where(grads != 0, alpha, at::zeros_like(alpha));
-      weights = (at::relu(grads) * alpha).sum({2, 3}, true);
+  at::Tensor logits = result.logits.detach();
+  for (const auto& layer : layers) {
+    if (result.taps.at(layer).dim() != 4) {
+      throw UsageError("layer '" + layer + "' has no spatial dimensions (output " +
+                       std::to_string(result.taps.at(layer).dim() - 1) +
+                       "-D); class activation maps need a convolutional layer (C x H x W)");
     }
-    cams = at::relu((weights * a).sum(1));  // N x h x w
   }
-  at::Tensor normalized = normalize_maps(cams);
-  auto top = top_predictions(logits, model.card(), 5);
-  at::Tensor probs = at::softmax(logits.detach(), 1).to(at::kCPU);
-  at::Tensor logits_cpu = logits.detach().to(at::kCPU);
-  at::Tensor classes_cpu = classes.to(at::kCPU);
 
-  std::vector<GradCamResult> out(n);
+  // Target classes per image: explicit ones first, then the top-k, without repeats.
+  at::Tensor logits_cpu = logits.to(at::kCPU, at::kFloat);
+  at::Tensor probs = at::softmax(logits_cpu, 1);
+  const auto top = top_predictions(logits_cpu, model.card(), std::max(5, request.top_k));
+  std::vector<std::vector<int>> targets(n);
   for (int64_t i = 0; i < n; ++i) {
-    GradCamResult& r = out[i];
-    r.layer = layer;
-    r.target.index = static_cast<int>(classes_cpu[i].item<int64_t>());
-    r.target.label = model.card().label(r.target.index);
-    r.target.logit = logits_cpu[i][r.target.index].item<float>();
-    r.target.probability = probs[i][r.target.index].item<float>();
-    r.top = top[i];
-    r.cam_layer = tensor_to_map(cams[i]);
-    cv::resize(tensor_to_map(normalized[i]), r.cam, cv::Size(inputs[i].cols, inputs[i].rows), 0, 0, cv::INTER_LINEAR);
+    auto add = [&](int c) {
+      if (std::find(targets[i].begin(), targets[i].end(), c) == targets[i].end()) targets[i].push_back(c);
+    };
+    for (const auto& spec : specs) add(spec.top ? top[i].front().index : spec.index);
+    for (int k = 0; k < request.top_k && k < static_cast<int>(top[i].size()); ++k) add(top[i][k].index);
+  }
+  std::size_t slots = 0;
+  for (const auto& t : targets) slots = std::max(slots, t.size());
+
+  std::vector<ImageCams> out(n);
+  for (int64_t i = 0; i < n; ++i) out[i].top.assign(top[i].begin(), top[i].begin() + std::min<std::size_t>(5, top[i].size()));
+
+  for (std::size_t slot = 0; slot < slots; ++slot) {
+    std::vector<int64_t> classes(n, 0);
+    at::Tensor selector = at::zeros_like(logits);
+    for (int64_t i = 0; i < n; ++i) {
+      if (slot < targets[i].size()) {
+        classes[i] = targets[i][slot];
+        selector[i][classes[i]] = 1.0;
+      }
+    }
+    std::map<std::string, at::Tensor> grads;
+    if (gradients) {
+      // d(sum over images of each one's target logit): images are independent in eval mode, so each
+      // image gets its own gradient. The graph is kept while more target slots follow.
+      for (const auto& layer : layers) {
+        at::Tensor& g = result.taps.at(layer).mutable_grad();
+        if (g.defined()) g.zero_();
+      }
+      result.logits.backward(selector, /*retain_graph=*/slot + 1 < slots);
+      for (const auto& layer : layers) grads[layer] = result.taps.at(layer).grad().detach().clone();
+    }
+    at::NoGradGuard no_grad;
+    for (const auto& layer : layers) {
+      const at::Tensor a = result.taps.at(layer).detach();
+      for (CamMethod method : request.methods) {
+        at::Tensor head;
+        if (method == CamMethod::cam) {
+          const Linear* fc = cam_head(net, layer, a.size(1));
+          if (fc == nullptr) {
+            throw UsageError("CAM needs a global-average-pool + linear head right after the layer; layer '" + layer +
+                             "' of " + net.architecture() + " has none (use gradcam, or the last conv block of googlenet)");
+          }
+          at::Tensor index = at::tensor(classes, at::kLong).to(a.device());
+          head = fc->weight.detach().index_select(0, index);
+        }
+        at::Tensor cams = compute_cam(method, a, gradients ? grads[layer] : at::Tensor(), head);
+        at::Tensor normalized = normalize_maps(cams);
+        for (int64_t i = 0; i < n; ++i) {
+          if (slot >= targets[i].size()) continue;
+          CamMap map;
+          map.method = method;
+          map.layer = layer;
+          map.target.index = static_cast<int>(classes[i]);
+          map.target.label = model.card().label(map.target.index);
+          map.target.logit = logits_cpu[i][classes[i]].item<float>();
+          map.target.probability = probs[i][classes[i]].item<float>();
+          map.cam_layer = tensor_to_map(cams[i]);
+          cv::resize(tensor_to_map(normalized[i]), map.cam, cv::Size(inputs[i].cols, inputs[i].rows), 0, 0,
+                     cv::INTER_LINEAR);
+          out[i].maps.push_back(std::move(map));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<GradCamResult> run_gradcam(LoadedModel& model, const std::vector<cv::Mat>& inputs,
+                                       const GradCamOptions& options) {
+  CamRequest request;
+  request.methods = {options.method};
+  if (!options.layer.empty()) request.layers = {options.layer};
+  request.targets = {options.target};
+  std::vector<ImageCams> cams = run_cams(model, inputs, request);
+  std::vector<GradCamResult> out;
+  for (auto& image : cams) {
+    CamMap& map = image.maps.front();
+    out.push_back({map.layer, map.target, image.top, map.cam_layer, map.cam});
   }
   return out;
 }

@@ -59,6 +59,9 @@ void validate(const TrainOptions& o) {
   if (o.log_every < 1) throw UsageError("log_every must be at least 1, got " + std::to_string(o.log_every));
   if (!(o.weight_decay >= 0.0)) throw UsageError("weight decay must be >= 0");
   if (!(o.warmup_fraction >= 0.0) || o.warmup_fraction >= 1.0) throw UsageError("warm-up fraction must be in [0, 1)");
+  if (o.crop_size < 0) throw UsageError("crop size must be >= 0, got " + std::to_string(o.crop_size));
+  if (!(o.full_canvas_fraction >= 0.0) || o.full_canvas_fraction > 1.0)
+    throw UsageError("full-canvas fraction must be in [0, 1]");
 }
 
 at::Device parse_device(const std::string& text) {
@@ -69,22 +72,38 @@ at::Device parse_device(const std::string& text) {
   }
 }
 
-// Renders canvases for split items `indices` into an N x S x S x 3 uint8 tensor (and their labels).
+// Renders canvases for split items `indices` into an N x S x S x 3 uint8 tensor (and their labels),
+// where S is the canvas size, or crop when 0 < crop < size: then each image is a crop of its canvas
+// that contains the whole item, at a position drawn from the canvas seed and index (deterministic).
 // Canvases are independent of each other, so they are drawn in parallel without affecting the result.
 void render_canvases(const FashionMnistSplit& split, const std::int64_t* indices, std::int64_t count,
-                     std::uint64_t seed, const CanvasOptions& canvas, at::Tensor& pixels, at::Tensor& labels) {
+                     std::uint64_t seed, const CanvasOptions& canvas, int crop, at::Tensor& pixels,
+                     at::Tensor& labels) {
   const int size = canvas.size;
-  pixels = at::empty({count, size, size, 3}, at::kByte);
+  const int out = crop > 0 && crop < size ? crop : size;
+  pixels = at::empty({count, out, out, 3}, at::kByte);
   labels = at::empty({count}, at::kLong);
   std::uint8_t* dst = pixels.data_ptr<std::uint8_t>();
   std::int64_t* lab = labels.data_ptr<std::int64_t>();
-  const std::size_t image_bytes = static_cast<std::size_t>(size) * size * 3;
+  const std::size_t image_bytes = static_cast<std::size_t>(out) * out * 3;
   at::parallel_for(0, count, 16, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i) {
       const Canvas c = make_canvas_from_split(split, indices[i], seed, canvas);
-      for (int y = 0; y < size; ++y) {
-        std::memcpy(dst + i * image_bytes + static_cast<std::size_t>(y) * size * 3, c.rgb.ptr<std::uint8_t>(y),
-                    static_cast<std::size_t>(size) * 3);
+      int x0 = 0, y0 = 0;
+      if (out < size) {
+        SplitMix64 rng(seed ^ 0x63726F70'00000000ULL ^ (static_cast<std::uint64_t>(indices[i]) * 0xD1B54A32D192ED03ULL));
+        // The crop must contain the box (when the box fits) and stay inside the canvas.
+        const auto place = [&](int box_start, int box_size) {
+          const int lo = std::max(0, box_start + box_size - out);
+          const int hi = std::min(size - out, box_start);
+          return lo <= hi ? rng.uniform_int(lo, hi) : std::clamp(box_start + box_size / 2 - out / 2, 0, size - out);
+        };
+        x0 = place(c.box.x, c.box.width);
+        y0 = place(c.box.y, c.box.height);
+      }
+      for (int y = 0; y < out; ++y) {
+        std::memcpy(dst + i * image_bytes + static_cast<std::size_t>(y) * out * 3, c.rgb.ptr<std::uint8_t>(y0 + y) + x0 * 3,
+                    static_cast<std::size_t>(out) * 3);
       }
       lab[i] = c.label;
     }
@@ -244,7 +263,8 @@ TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& we
   {
     std::vector<std::int64_t> indices(static_cast<std::size_t>(n_test));
     std::iota(indices.begin(), indices.end(), 0);
-    render_canvases(test, indices.data(), n_test, options.test_canvas_seed, options.canvas, test_pixels, test_labels);
+    render_canvases(test, indices.data(), n_test, options.test_canvas_seed, options.canvas, 0, test_pixels,
+                    test_labels);
   }
   spdlog::info("training fashion_vgg on {} Fashion-MNIST canvases ({}x{}), testing on {}; {} epochs, batch {}, lr {}, "
                "seed {}, device {}, {} threads",
@@ -261,6 +281,8 @@ TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& we
   const std::int64_t batch = options.batch_size;
   const std::int64_t steps_per_epoch = (n_train + batch - 1) / batch;
   const std::int64_t total_steps = steps_per_epoch * options.epochs;
+  const std::int64_t crop_steps = static_cast<std::int64_t>(
+      std::llround((1.0 - options.full_canvas_fraction) * static_cast<double>(total_steps)));
 
   std::unique_ptr<TrainingMovie> movie;
   if (!options.watch_dir.empty()) {
@@ -293,7 +315,8 @@ TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& we
       const std::int64_t begin = b * batch;
       const std::int64_t count = std::min(batch, n_train - begin);
       at::Tensor pixels, labels;
-      render_canvases(train, order.data() + begin, count, canvas_seed, options.canvas, pixels, labels);
+      const int crop = step < crop_steps ? options.crop_size : 0;
+      render_canvases(train, order.data() + begin, count, canvas_seed, options.canvas, crop, pixels, labels);
       const at::Tensor target = labels.to(device);
 
       at::Tensor logits = network->forward(normalise(pixels)).logits;

@@ -103,6 +103,66 @@ TEST(GradCam, PlusPlusMatchesClosedForm) {
   EXPECT_LE(cv::norm(r[0].cam_layer, expected, cv::NORM_INF), 1e-5 * (1 + cv::norm(expected, cv::NORM_INF)));
 }
 
+// On the tiny net every gradient g_k is the constant W[c,k]/hw, which gives each method a closed form.
+TEST(GradCam, FamilyMatchesClosedForms) {
+  LoadedModel model = tiny_model();
+  const float w[3][2] = {{2, -1}, {-1, 3}, {0.5f, 0.5f}};
+  cv::Mat image = random_image(6);
+  auto a = activations(image, 0);
+  const double hw = kSize * kSize;
+  const int c = 0;
+  CamRequest request;
+  request.methods = {CamMethod::xgradcam, CamMethod::layercam, CamMethod::hirescam, CamMethod::cam};
+  request.targets = {"0"};
+  auto r = run_cams(model, {image}, request);
+  ASSERT_EQ(r[0].maps.size(), 4u);
+  cv::Mat xgrad = cv::Mat::zeros(kSize, kSize, CV_32F), layer = xgrad.clone(), hires = xgrad.clone(), cam = xgrad.clone();
+  for (int k = 0; k < 2; ++k) {
+    const double g = w[c][k] / hw;
+    const double sum_a = cv::sum(a[k])[0];
+    xgrad += a[k] * (g * sum_a / (sum_a + 1e-7));  // sum(g A) / sum(A)
+    layer += a[k] * std::max(g, 0.0);
+    hires += a[k] * g;
+    cam += a[k] * w[c][k];
+  }
+  const cv::Mat expected[4] = {cv::max(xgrad, 0.0), cv::max(layer, 0.0), cv::max(hires, 0.0), cv::max(cam, 0.0)};
+  for (int m = 0; m < 4; ++m) {
+    const double scale = 1 + cv::norm(expected[m], cv::NORM_INF);
+    EXPECT_LE(cv::norm(r[0].maps[m].cam_layer, expected[m], cv::NORM_INF), 1e-5 * scale)
+        << cam_method_name(r[0].maps[m].method);
+  }
+}
+
+TEST(GradCam, SeveralTargetsFromOnePassEqualSeparateRuns) {
+  LoadedModel model = tiny_model();
+  std::vector<cv::Mat> batch = {random_image(20), random_image(21), random_image(22)};
+  CamRequest request;
+  request.methods = {CamMethod::gradcam, CamMethod::gradcam_plus_plus};
+  request.top_k = 3;
+  auto together = run_cams(model, batch, request);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    ASSERT_EQ(together[i].maps.size(), 6u);  // 3 targets x 2 methods
+    for (const CamMap& map : together[i].maps) {
+      GradCamOptions single;
+      single.method = map.method;
+      single.target = std::to_string(map.target.index);
+      auto alone = run_gradcam(model, {batch[i]}, single);
+      EXPECT_LE(cv::norm(alone[0].cam, map.cam, cv::NORM_INF), 1e-6) << i << " " << map.target.index;
+    }
+    // The top-3 targets come in rank order.
+    for (int k = 0; k < 3; ++k) EXPECT_EQ(together[i].maps[2 * k].target.index, together[i].top[k].index);
+  }
+}
+
+TEST(GradCam, CamNeedsAGlobalPoolLinearHead) {
+  LoadedModel model = tiny_model();
+  CamRequest request;
+  request.methods = {CamMethod::cam};
+  request.layers = {"conv"};  // conv -> relu -> gap: a ReLU sits between, so CAM does not apply
+  EXPECT_THROW(run_cams(model, {random_image(7)}, request), UsageError);
+  EXPECT_THROW(parse_cam_method("scorecam"), UsageError);
+}
+
 TEST(GradCam, TopTargetIsTheArgmax) {
   LoadedModel model = tiny_model();
   cv::Mat image = random_image(3);

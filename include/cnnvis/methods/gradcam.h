@@ -1,4 +1,13 @@
-// Class activation maps from gradients at a convolutional layer (Grad-CAM and Grad-CAM++).
+// Class activation maps: Grad-CAM and its family at one or more convolutional layers, for one or more
+// target classes, from one forward pass.
+//
+//   gradcam     w_k = mean_ij g_k;                  cam = ReLU(sum_k w_k A_k)            (Selvaraju et al.)
+//   gradcam++   w_k = sum_ij ReLU(g) alpha, alpha = g^2 / (2 g^2 + sum_ab A g^3)        (Chattopadhay et al.)
+//   xgradcam    w_k = sum_ij g_k A_k / (sum_ij A_k + eps)                                 (Fu et al.)
+//   layercam    cam = ReLU(sum_k ReLU(g_k) * A_k), elementwise                            (Jiang et al.)
+//   hirescam    cam = ReLU(sum_k g_k * A_k), elementwise                                  (Draelos & Carin)
+//   cam         cam = ReLU(sum_k W_fc[c,k] A_k) for global-average-pool + linear heads    (Zhou et al.)
+// A = activations at the layer, g = d(raw logit of the target)/dA.
 #pragma once
 
 #include <string>
@@ -11,10 +20,42 @@
 
 namespace cnnvis {
 
-enum class CamMethod { gradcam, gradcam_plus_plus };
-CamMethod parse_cam_method(const std::string& text);  // "gradcam" | "gradcam++"
+enum class CamMethod { gradcam, gradcam_plus_plus, xgradcam, layercam, hirescam, cam };
+CamMethod parse_cam_method(const std::string& text);  // throws UsageError listing the names
 const char* cam_method_name(CamMethod method);
+std::vector<std::string> cam_method_names();
 
+struct CamRequest {
+  std::vector<CamMethod> methods = {CamMethod::gradcam};
+  std::vector<std::string> layers;   // names or aliases; empty: the card's default layer
+  std::vector<std::string> targets;  // "top", class indices or names; empty: {"top"} unless top_k > 0
+  int top_k = 0;                     // also explain each image's K best classes
+};
+
+struct CamMap {
+  CamMethod method = CamMethod::gradcam;
+  std::string layer;  // canonical name
+  Prediction target;  // the class explained, with its logit and probability
+  cv::Mat cam_layer;  // raw map at layer resolution (CV_32F, >= 0, unnormalised)
+  cv::Mat cam;        // normalised to [0, 1] ((m - min) / (max + 1e-7)) and resized bilinearly to the input
+};
+
+struct ImageCams {
+  std::vector<Prediction> top;  // top-5 predictions
+  std::vector<CamMap> maps;     // per target, then layer, then method
+};
+
+// One forward pass for the batch with every layer tapped, then one backward pass per target slot that
+// stops at the lowest layer (none for `cam` alone). inputs: model inputs from prepare_model_input
+// (CV_32FC3 RGB [0, 1] at the card's size). Throws UsageError for an unknown or non-spatial layer, a bad
+// target, or `cam` on a model without a global-average-pool + linear head at that layer.
+std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& inputs, const CamRequest& request);
+
+// Validates a request against a model without running it (so a CLI can fail fast); returns the
+// canonical layer names.
+std::vector<std::string> check_cam_request(const LoadedModel& model, const CamRequest& request);
+
+// The single-method, single-target, single-layer case.
 struct GradCamOptions {
   std::string layer;  // name or alias; empty: the card's default layer
   CamMethod method = CamMethod::gradcam;
@@ -22,16 +63,13 @@ struct GradCamOptions {
 };
 
 struct GradCamResult {
-  std::string layer;  // canonical name
-  Prediction target;  // the class explained, with its logit and probability
-  std::vector<Prediction> top;  // top-5 predictions of the image
-  cv::Mat cam_layer;  // raw CAM at layer resolution (CV_32F, >= 0, unnormalised)
-  cv::Mat cam;        // normalised to [0, 1] and resized bilinearly to the model input (CV_32F)
+  std::string layer;
+  Prediction target;
+  std::vector<Prediction> top;
+  cv::Mat cam_layer;
+  cv::Mat cam;
 };
 
-// One forward and one backward pass for the whole batch; the backward pass stops at the layer.
-// inputs: model inputs from prepare_model_input (CV_32FC3 RGB [0, 1] at the card's size).
-// Throws UsageError for an unknown layer, a non-spatial layer, or a bad target.
 std::vector<GradCamResult> run_gradcam(LoadedModel& model, const std::vector<cv::Mat>& inputs,
                                        const GradCamOptions& options);
 
