@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <iostream>
 
 #include <opencv2/imgproc.hpp>
@@ -94,6 +95,45 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
 }
 
+namespace {
+
+// One batch's inputs, decoded. Heap-allocated so that the items' entry pointers stay valid while the
+// batch moves between threads.
+struct LoadedBatch {
+  std::vector<ManifestEntry> entries;
+  std::vector<BatchItem> items;
+};
+
+std::unique_ptr<LoadedBatch> load_batch(const std::vector<std::string>& paths, std::size_t first, std::size_t last,
+                                        const ImageLimits& limits, FitMode fit, const ModelCard& card,
+                                        OutputNamer& namer) {
+  auto batch = std::make_unique<LoadedBatch>();
+  batch->entries.resize(last - first);
+  for (std::size_t i = first; i < last; ++i) {
+    ManifestEntry& entry = batch->entries[i - first];
+    entry.input = paths[i];
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      BatchItem item;
+      item.path = paths[i];
+      item.image = load_image(paths[i], limits);
+      item.input = prepare_model_input(item.image.rgb, card.input_width, card.input_height, fit, &item.region);
+      item.stem = namer.stem_for(paths[i]);
+      item.load_ms = elapsed_ms(start);
+      item.entry = &entry;
+      entry.timings_ms.emplace_back("load", item.load_ms);
+      batch->items.push_back(std::move(item));
+    } catch (const InputError& e) {
+      entry.status = "error";
+      entry.error = e.what();
+      spdlog::error("{}", e.what());
+    }
+  }
+  return batch;
+}
+
+}  // namespace
+
 void run_batches(const InputOptions& inputs, const LoadedModel& model, Manifest& manifest,
                  const std::function<void(std::vector<BatchItem>&)>& process, bool write_manifest) {
   const std::vector<std::string> paths = collect_inputs(inputs.inputs, inputs.recursive, std::cin);
@@ -102,54 +142,41 @@ void run_batches(const InputOptions& inputs, const LoadedModel& model, Manifest&
   ImageLimits limits;
   limits.max_pixels = inputs.max_pixels;
   const ModelCard& card = model.card();
-  OutputNamer namer;
+  OutputNamer namer;  // used by the loading thread only, one batch at a time, in input order
   Progress progress("images", paths.size());
-  std::size_t done = 0;
-  for (std::size_t first = 0; first < paths.size(); first += inputs.batch_size) {
-    const std::size_t last = std::min(paths.size(), first + inputs.batch_size);
-    // Entries are added to the manifest after the batch, so pointers into this vector stay valid.
-    std::vector<ManifestEntry> entries(last - first);
-    std::vector<BatchItem> batch;
-    for (std::size_t i = first; i < last; ++i) {
-      ManifestEntry& entry = entries[i - first];
-      entry.input = paths[i];
+  const std::size_t step = static_cast<std::size_t>(inputs.batch_size);
+  auto load = [&](std::size_t first) {
+    return load_batch(paths, first, std::min(paths.size(), first + step), limits, fit, card, namer);
+  };
+  // Decoding of the next batch overlaps the compute of this one; at most two batches are in memory.
+  std::future<std::unique_ptr<LoadedBatch>> next = std::async(std::launch::async, load, 0);
+  for (std::size_t first = 0; first < paths.size(); first += step) {
+    std::unique_ptr<LoadedBatch> batch = next.get();
+    if (first + step < paths.size()) next = std::async(std::launch::async, load, first + step);
+    if (!batch->items.empty()) {
       const auto start = std::chrono::steady_clock::now();
       try {
-        BatchItem item;
-        item.path = paths[i];
-        item.image = load_image(paths[i], limits);
-        item.input = prepare_model_input(item.image.rgb, card.input_width, card.input_height, fit, &item.region);
-        item.stem = namer.stem_for(paths[i]);
-        item.load_ms = elapsed_ms(start);
-        item.entry = &entry;
-        entry.timings_ms.emplace_back("load", item.load_ms);
-        batch.push_back(std::move(item));
-      } catch (const InputError& e) {
-        entry.status = "error";
-        entry.error = e.what();
-        spdlog::error("{}", e.what());
-      }
-    }
-    if (!batch.empty()) {
-      const auto start = std::chrono::steady_clock::now();
-      try {
-        process(batch);
-        const double per_image = elapsed_ms(start) / batch.size();
-        for (auto& item : batch) item.entry->timings_ms.emplace_back("compute_and_write", per_image);
+        process(batch->items);
+        const double per_image = elapsed_ms(start) / batch->items.size();
+        for (auto& item : batch->items) item.entry->timings_ms.emplace_back("compute_and_write", per_image);
       } catch (const UsageError&) {
+        if (next.valid()) next.wait();
         throw;
-      } catch (const Error& e) {
-        for (auto& item : batch) {
+      } catch (const std::exception& e) {
+        // A library error, or LibTorch failing on this batch (e.g. out of memory): record it per input
+        // and go on with the next batch. Only the first line of a LibTorch message is kept.
+        std::string message = e.what();
+        if (auto nl = message.find('\n'); nl != std::string::npos) message.resize(nl);
+        for (auto& item : batch->items) {
           item.entry->status = "error";
-          item.entry->error = item.path + ": " + e.what();
+          item.entry->error = item.path + ": " + message;
         }
-        spdlog::error("batch of {} image(s) failed: {}", batch.size(), e.what());
+        spdlog::error("batch of {} image(s) failed: {}", batch->items.size(), message);
       }
     }
-    for (auto& entry : entries) manifest.add(std::move(entry));
+    for (auto& entry : batch->entries) manifest.add(std::move(entry));
     if (write_manifest) manifest.write();
-    done = last;
-    progress.update(done);
+    progress.update(std::min(paths.size(), first + step));
   }
   progress.finish();
 }

@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""Reference class activation maps for the C++ CAM parity test, computed with Debian's python3-torch.
+
+Loads the seeded random models the parity fixture exported (DIR/<arch>.safetensors, DIR/<arch>.json,
+DIR/<arch>_input<i>.npy), and for each input and the top-scoring class writes, following the formulas of
+../shared/reference/ALGORITHMS.md and pytorch-grad-cam's implementations:
+
+  DIR/cam/<arch>_<method>_<i>.npy    the raw map at layer resolution (float32, h x w)
+
+for vgg16 at features.29 (gradcam, gradcam++, xgradcam, layercam, hirescam) and googlenet at inception5b
+(the same plus Zhou's cam from the fc weights). Run with /usr/bin/python3.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+
+import numpy as np
+import torch
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load_exporter():
+    path = os.path.join(REPO_ROOT, "scripts", "export_weights.py")
+    spec = importlib.util.spec_from_file_location("cnnvis_export_weights", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cams_from(a, g, fc_row=None):
+    """a, g: C x h x w activations and gradients of the target logit. Returns method -> h x w."""
+    out = {}
+    out["gradcam"] = torch.relu((g.mean(dim=(1, 2), keepdim=True) * a).sum(0))
+    g2, g3 = g ** 2, g ** 3
+    alpha = g2 / (2 * g2 + a.sum(dim=(1, 2), keepdim=True) * g3 + 1e-7)
+    alpha = torch.where(g != 0, alpha, torch.zeros_like(alpha))
+    out["gradcam++"] = torch.relu(((torch.relu(g) * alpha).sum(dim=(1, 2), keepdim=True) * a).sum(0))
+    out["xgradcam"] = torch.relu((((g * a).sum(dim=(1, 2), keepdim=True) /
+                                   (a.sum(dim=(1, 2), keepdim=True) + 1e-7)) * a).sum(0))
+    out["layercam"] = torch.relu((torch.relu(g) * a).sum(0))
+    out["hirescam"] = torch.relu((g * a).sum(0))
+    if fc_row is not None:
+        out["cam"] = torch.relu((fc_row.view(-1, 1, 1) * a).sum(0))
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dir", required=True, help="the parity fixture's directory")
+    args = parser.parse_args()
+    exporter = load_exporter()
+    out_dir = os.path.join(args.dir, "cam")
+    os.makedirs(out_dir, exist_ok=True)
+    for arch, layer_name in (("vgg16", "features.29"), ("googlenet", "inception5b")):
+        with open(os.path.join(args.dir, f"{arch}.json"), encoding="utf-8") as f:
+            card = json.load(f)
+        model, _, _ = exporter.build_model(arch, pretrained=False, seed=0,
+                                           transform_input=card["transform_input"] if arch == "googlenet" else None)
+        arrays, _ = exporter.read_safetensors(os.path.join(args.dir, f"{arch}.safetensors"))
+        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
+        model.eval()
+        for module in model.modules():
+            if isinstance(module, torch.nn.ReLU):
+                module.inplace = False
+        for p in model.parameters():
+            p.requires_grad_(False)
+        captured = {}
+        layer = dict(model.named_modules())[layer_name]
+
+        def hook(module, inputs, output):
+            output.retain_grad()
+            captured["a"] = output
+
+        handle = layer.register_forward_hook(hook)
+        mean = torch.tensor(card["mean"]).view(1, 3, 1, 1)
+        std = torch.tensor(card["std"]).view(1, 3, 1, 1)
+        i = 0
+        while os.path.exists(os.path.join(args.dir, f"{arch}_input{i}.npy")):
+            image = torch.from_numpy(np.load(os.path.join(args.dir, f"{arch}_input{i}.npy")))
+            x = ((image - mean) / std).requires_grad_(True)  # so that the graph reaches the layer
+            logits = model(x)
+            target = int(logits.argmax(1))
+            logits[0, target].backward()
+            a = captured["a"].detach()[0]
+            g = captured["a"].grad.detach()[0]
+            fc_row = model.fc.weight[target] if arch == "googlenet" else None
+            for method, cam in cams_from(a, g, fc_row).items():
+                np.save(os.path.join(out_dir, f"{arch}_{method}_{i}.npy"), cam.numpy().astype(np.float32))
+            i += 1
+        handle.remove()
+        print(f"{arch}: reference CAMs at {layer_name} for {i} inputs")
+
+
+if __name__ == "__main__":
+    main()
