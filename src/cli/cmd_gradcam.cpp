@@ -1,5 +1,6 @@
 // cnnvis gradcam: class activation maps (the Grad-CAM family and guided Grad-CAM) for each input, for one
 // or more methods, layers and target classes from one forward pass.
+#include <filesystem>
 #include <memory>
 #include <set>
 
@@ -17,6 +18,8 @@
 #include "common.h"
 
 namespace cnnvis::cli {
+
+namespace fs = std::filesystem;
 
 namespace {
 struct GradCamCommandOptions {
@@ -122,6 +125,10 @@ void setup_gradcam(CLI::App& app) {
           write_output_png(manifest, entry, key + "overlay", item.stem + "." + tag + ".overlay.png", overlay);
           write_output_npy(manifest, entry, key + "cam", item.stem + "." + tag + ".npy", map.cam);
           write_output_npy(manifest, entry, key + "cam_layer", item.stem + "." + tag + ".layer.npy", map.cam_layer);
+          if (options->output.png16) {
+            write_png16((fs::path(manifest.out_dir()) / (item.stem + "." + tag + ".map16.png")).string(), map.cam);
+            entry.outputs.emplace_back(key + "map16", item.stem + "." + tag + ".map16.png");
+          }
           maps.push_back({{"method", cam_method_name(map.method)}, {"layer", map.layer}, {"tag", tag},
                           {"target", {{"index", map.target.index}, {"label", map.target.label},
                                       {"logit", map.target.logit}, {"probability", map.target.probability}}}});

@@ -51,6 +51,7 @@ void add_output_options(CLI::App* app, OutputOptions& options) {
   app->add_option("--alpha", options.alpha, "heatmap weight in overlays")->check(CLI::Range(0.0f, 1.0f));
   app->add_option("--display-size", options.display_size,
                   "longest side of written overlays in pixels (0 = source size)")->check(CLI::NonNegativeNumber);
+  app->add_flag("--png16", options.png16, "also write each map as a 16-bit grayscale PNG (model-input resolution)");
 }
 
 ModelSession open_model(const ModelOptions& options, bool load_weights) {

@@ -52,6 +52,7 @@ struct OutputOptions {
   std::string colormap = "jet";
   float alpha = 0.5f;
   int display_size = 1024;  // longest side of written overlays; 0 keeps the source size
+  bool png16 = false;       // also write each [0,1] map as a 16-bit grayscale PNG
 };
 void add_output_options(CLI::App* app, OutputOptions& options);
 

@@ -226,6 +226,16 @@ std::vector<MovieSample> movie_samples(const FashionMnistSplit& test, std::uint6
   return samples;
 }
 
+// Input side for a step: crop_size, growing by 8 pixels per equal share of the first crop_steps
+// steps; the whole canvas (0) from crop_steps on.
+int crop_at(const TrainOptions& o, std::int64_t step, std::int64_t crop_steps) {
+  const int size = o.canvas.size;
+  if (o.crop_size <= 0 || o.crop_size >= size || step >= crop_steps) return 0;
+  const int stages = (size - o.crop_size + 7) / 8;  // e.g. 32, 40, 48, 56 below 64
+  const int stage = static_cast<int>(step * stages / std::max<std::int64_t>(1, crop_steps));
+  return std::min(size - 1, o.crop_size + 8 * stage);
+}
+
 std::string card_path_for(const std::string& weights_path) {
   return std::filesystem::path(weights_path).replace_extension(".json").string();
 }
@@ -315,7 +325,7 @@ TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& we
       const std::int64_t begin = b * batch;
       const std::int64_t count = std::min(batch, n_train - begin);
       at::Tensor pixels, labels;
-      const int crop = step < crop_steps ? options.crop_size : 0;
+      const int crop = crop_at(options, step, crop_steps);
       render_canvases(train, order.data() + begin, count, canvas_seed, options.canvas, crop, pixels, labels);
       const at::Tensor target = labels.to(device);
 

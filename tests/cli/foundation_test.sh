@@ -72,6 +72,18 @@ cmp -s "$tmp/out/dog.gradcam.npy" "$tmp/again/dog.gradcam.npy" || fail "gradcam 
 expect_code 0 $? "googlenet gradcam++"
 [[ $(json "$tmp/g/manifest.json" "d['inputs'][0]['layer']") == inception5b ]] || fail "googlenet default layer"
 
+# several methods, targets and a 16-bit map in one run; a contact sheet per image
+"$cnnvis" -q gradcam --model vgg16 --weights "$weights" --methods gradcam,layercam,guided-gradcam --png16 \
+  "$photos/dog.jpg" -o "$tmp/multi"
+expect_code 0 $? "several methods"
+for f in dog.gradcam.overlay.png dog.layercam.overlay.png dog.guided-gradcam.png dog.sheet.png dog.gradcam.map16.png; do
+  [[ -s $tmp/multi/$f ]] || fail "several methods: missing $f"
+done
+"$cnnvis" -q gradcam --model vgg16 --weights "$weights" --top-k 3 "$photos/dog.jpg" -o "$tmp/topk"
+expect_code 0 $? "top-k"
+[[ $(json "$tmp/topk/manifest.json" "len(d['inputs'][0]['maps'])") == 3 ]] || fail "top-k: expected 3 maps"
+[[ $(ls "$tmp/topk" | grep -c "overlay.png") == 3 ]] || fail "top-k: expected 3 overlays"
+
 # usage errors: exit 2 and a message naming the problem
 "$cnnvis" gradcam --model vgg16 --weights "$weights" --layer conv9_9 "$photos/dog.jpg" -o "$tmp/x" 2> "$tmp/e1"
 expect_code 2 $? "unknown layer"; grep -q "conv9_9" "$tmp/e1" || fail "unknown layer not named"

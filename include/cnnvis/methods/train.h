@@ -37,12 +37,13 @@ struct TrainOptions {
   double warmup_fraction = 0.03; // linear learning-rate warm-up over this share of the steps, then cosine
   std::uint64_t test_canvas_seed = kTestCanvasSeed;
   int log_every = 25;            // steps per curve point
-  // Most steps train on crop_size x crop_size crops that contain the whole item (the network is fully
-  // convolutional with global pooling, so what it learns carries over): about 2.5x cheaper per image
-  // at 40 vs 64, and the item fills more of the input. The last full_canvas_fraction of the steps use
-  // whole canvases so that BatchNorm statistics and the pooled features match the real input.
-  // crop_size 0 (or >= canvas size) trains on whole canvases throughout.
-  int crop_size = 40;
+  // Progressive crops: the first steps train on crop_size x crop_size crops that contain the whole
+  // item, growing in 8-pixel stages (32, 40, 48, 56) to the canvas size. The network is fully
+  // convolutional with global pooling, so what it learns on crops carries over; a crop costs about
+  // (crop / 64)^2 of a canvas and the item fills more of it, so early steps are cheap and informative.
+  // The last full_canvas_fraction of the steps use whole canvases so that BatchNorm statistics and the
+  // pooled features match the real input. crop_size 0 (or >= canvas size) trains on whole canvases.
+  int crop_size = 32;
   double full_canvas_fraction = 0.3;
 };
 
