@@ -2,6 +2,7 @@
 // same run so that they survive a noisy shared machine. Weights are random (speed does not depend on
 // their values); run by scripts/bench.sh.
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -14,7 +15,14 @@
 #include <opencv2/core.hpp>
 
 #include "cnnvis/core/runtime.h"
+#include "cnnvis/io/canvas.h"
+#include "cnnvis/io/idx.h"
+#include "cnnvis/methods/backprop.h"
 #include "cnnvis/methods/gradcam.h"
+#include "cnnvis/methods/pointing_game.h"
+#include "cnnvis/methods/predict.h"
+#include "cnnvis/methods/saliency.h"
+#include "cnnvis/methods/train.h"
 #include "cnnvis/methods/tensor_image.h"
 #include "cnnvis/models/architectures.h"
 #include "cnnvis/models/loaded_model.h"
@@ -48,12 +56,133 @@ std::vector<cv::Mat> random_inputs(int n, int h, int w) {
   return out;
 }
 
+// Spearman rank correlation of two maps (Adebayo et al.'s measure for the randomisation test).
+double spearman(const cv::Mat& a, const cv::Mat& b) {
+  auto ranks = [](const cv::Mat& m) {
+    cv::Mat flat = m.reshape(1, 1).clone();
+    std::vector<int> order(flat.cols);
+    for (int i = 0; i < flat.cols; ++i) order[i] = i;
+    const float* v = flat.ptr<float>();
+    std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return v[x] < v[y]; });
+    std::vector<double> r(flat.cols);
+    for (int i = 0; i < flat.cols;) {  // ties share their mean rank
+      int j = i;
+      while (j + 1 < flat.cols && v[order[j + 1]] == v[order[i]]) ++j;
+      for (int k = i; k <= j; ++k) r[order[k]] = (i + j) / 2.0;
+      i = j + 1;
+    }
+    return r;
+  };
+  const std::vector<double> ra = ranks(a), rb = ranks(b);
+  double ma = 0, mb = 0;
+  for (std::size_t i = 0; i < ra.size(); ++i) ma += ra[i], mb += rb[i];
+  ma /= ra.size(), mb /= rb.size();
+  double cov = 0, va = 0, vb = 0;
+  for (std::size_t i = 0; i < ra.size(); ++i) {
+    cov += (ra[i] - ma) * (rb[i] - mb);
+    va += (ra[i] - ma) * (ra[i] - ma);
+    vb += (rb[i] - mb) * (rb[i] - mb);
+  }
+  return va > 0 && vb > 0 ? cov / std::sqrt(va * vb) : 0.0;
+}
+
+using MapsFn = std::function<std::vector<cv::Mat>(LoadedModel&, const std::vector<cv::Mat>&)>;
+
+// Every explanation the benchmark scores, as "maps at model-input size for a batch".
+std::vector<std::pair<std::string, MapsFn>> explanation_methods() {
+  std::vector<std::pair<std::string, MapsFn>> out;
+  for (const std::string& name : cam_method_names()) {
+    out.emplace_back(name, [name](LoadedModel& m, const std::vector<cv::Mat>& in) {
+      GradCamOptions o;
+      o.method = parse_cam_method(name);
+      std::vector<cv::Mat> maps;
+      for (auto& r : run_gradcam(m, in, o)) maps.push_back(r.cam);
+      return maps;
+    });
+  }
+  for (BackpropMode mode : {BackpropMode::guided, BackpropMode::deconv, BackpropMode::vanilla}) {
+    out.emplace_back(std::string("backprop-") + backprop_mode_name(mode), [mode](LoadedModel& m, const std::vector<cv::Mat>& in) {
+      BackpropOptions o;
+      o.mode = mode;
+      std::vector<cv::Mat> maps;
+      for (auto& r : run_backprop(m, in, o)) maps.push_back(r.magnitude);
+      return maps;
+    });
+  }
+  auto saliency = [](int smooth, int integrated) {
+    return [smooth, integrated](LoadedModel& m, const std::vector<cv::Mat>& in) {
+      SaliencyOptions o;
+      o.smooth_samples = smooth;
+      o.integrated_steps = integrated;
+      std::vector<cv::Mat> maps;
+      for (auto& r : run_saliency(m, in, o)) maps.push_back(r.map);
+      return maps;
+    };
+  };
+  out.emplace_back("saliency", saliency(0, 0));
+  out.emplace_back("smoothgrad-16", saliency(16, 0));
+  out.emplace_back("integrated-gradients-16", saliency(0, 16));
+  return out;
+}
+
+// With the demo model on test canvases: accuracy, the pointing-game hit rate of every method, and the
+// randomisation sanity check (rank correlation between the maps of the trained and of a freshly
+// initialised network; a method whose maps do not depend on the weights scores near 1).
+nlohmann::json demo_quality(const std::string& device, int count) {
+  nlohmann::json out;
+  ModelLoadOptions load;
+  load.model = "fashion_vgg";
+  load.device = device;
+  LoadedModel trained = LoadedModel::load(load);
+  at::manual_seed(12345);
+  LoadedModel random = LoadedModel::from_network(build_fashion_vgg(), trained.card(), device);
+
+  const FashionMnistSplit test = load_fashion_mnist(kFashionMnistDir, "test");
+  CanvasOptions canvas;
+  canvas.size = trained.card().input_width;
+  std::vector<Canvas> canvases;
+  std::vector<cv::Mat> inputs;
+  for (int i = 0; i < count; ++i) {
+    canvases.push_back(make_canvas_from_split(test, i, kTestCanvasSeed, canvas));
+    cv::Mat f;
+    canvases.back().rgb.convertTo(f, CV_32FC3, 1.0 / 255);
+    inputs.push_back(f);
+  }
+  int correct = 0;
+  for (int first = 0; first < count; first += 64) {
+    std::vector<cv::Mat> batch(inputs.begin() + first, inputs.begin() + std::min(count, first + 64));
+    auto predictions = run_predict(trained, batch, PredictOptions{1});
+    for (std::size_t i = 0; i < batch.size(); ++i) correct += predictions[i][0].index == canvases[first + i].label;
+  }
+  out["canvases"] = count;
+  out["accuracy"] = static_cast<double>(correct) / count;
+  out["methods"] = nlohmann::json::object();
+  for (auto& [name, fn] : explanation_methods()) {
+    int hits = 0;
+    double correlation = 0;
+    for (int first = 0; first < count; first += 32) {
+      std::vector<cv::Mat> batch(inputs.begin() + first, inputs.begin() + std::min(count, first + 32));
+      const auto maps = fn(trained, batch);
+      const auto random_maps = fn(random, batch);
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        hits += pointing_game_hit(maps[i], canvases[first + i].box);
+        correlation += spearman(maps[i], random_maps[i]);
+      }
+    }
+    out["methods"][name] = {{"pointing_game", static_cast<double>(hits) / count},
+                            {"rank_correlation_trained_vs_random", correlation / count}};
+    std::cerr << "demo " << name << ": " << out["methods"][name].dump() << "\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> models = {"vgg16", "googlenet", "fashion_vgg"};
   std::string device = "auto";
   int repeats = 3;
+  int demo_count = 500;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--models" && i + 1 < argc) {
@@ -66,10 +195,12 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--device" && i + 1 < argc) {
       device = argv[++i];
+    } else if (arg == "--demo-canvases" && i + 1 < argc) {
+      demo_count = std::max(0, std::stoi(argv[++i]));
     } else if (arg == "--repeats" && i + 1 < argc) {
       repeats = std::max(1, std::stoi(argv[++i]));
     } else {
-      std::cerr << "usage: cnnvis_bench [--models a,b] [--device auto|cpu|cuda] [--repeats N]\n";
+      std::cerr << "usage: cnnvis_bench [--models a,b] [--device auto|cpu|cuda] [--repeats N] [--demo-canvases N]\n";
       return 2;
     }
   }
@@ -103,10 +234,25 @@ int main(int argc, char** argv) {
         const double gradcam = median_ms(repeats, [&] { run_gradcam(model, inputs, options); });
         entry["gradcam_ms_per_image_batch8"] = gradcam / batch;
         entry["gradcam_over_forward_batch8"] = gradcam / forward;
+        BackpropOptions guided;
+        const double backprop = median_ms(repeats, [&] { run_backprop(model, inputs, guided); });
+        entry["guided_backprop_ms_per_image_batch8"] = backprop / batch;
+        entry["guided_backprop_over_forward_batch8"] = backprop / forward;
+        SaliencyOptions vanilla;
+        const double saliency = median_ms(repeats, [&] { run_saliency(model, inputs, vanilla); });
+        entry["saliency_ms_per_image_batch8"] = saliency / batch;
+        entry["saliency_over_forward_batch8"] = saliency / forward;
       }
     }
     report["models"][name] = entry;
     std::cerr << name << ": " << entry.dump() << "\n";
+  }
+  if (demo_count > 0) {
+    try {
+      report["demo_model"] = demo_quality(runtime.device, demo_count);
+    } catch (const std::exception& e) {
+      report["demo_model"] = {{"skipped", e.what()}};
+    }
   }
   std::cout << report.dump(2) << "\n";
   return 0;

@@ -129,22 +129,41 @@ struct Normaliser {
   }
 };
 
-// Fraction of correctly classified canvases, in eval mode (BatchNorm running statistics, no dropout).
+// Fraction of correctly classified canvases, in eval mode (BatchNorm running statistics, no dropout);
+// per_class (when given) receives the accuracy of each of the ten classes.
 double evaluate(Network& network, const at::Tensor& pixels, const at::Tensor& labels, const Normaliser& normalise,
-                const ProgressCallback& progress) {
+                const ProgressCallback& progress, std::vector<double>* per_class = nullptr) {
   const bool was_training = network.training();
   network.set_training(false);
   at::NoGradGuard no_grad;
   const std::int64_t n = pixels.size(0);
   const std::int64_t chunk = 250;
   std::int64_t correct = 0;
+  std::vector<std::int64_t> class_total(10, 0), class_correct(10, 0);
   for (std::int64_t begin = 0; begin < n; begin += chunk) {
     const std::int64_t end = std::min(n, begin + chunk);
     at::Tensor logits = network.forward(normalise(pixels.slice(0, begin, end))).logits;
-    correct += logits.argmax(1).to(at::kCPU).eq(labels.slice(0, begin, end)).sum().item<std::int64_t>();
+    const at::Tensor truth = labels.slice(0, begin, end);
+    const at::Tensor hit = logits.argmax(1).to(at::kCPU).eq(truth).contiguous();
+    const at::Tensor truth_cpu = truth.contiguous();
+    const bool* h = hit.data_ptr<bool>();
+    const std::int64_t* t = truth_cpu.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < end - begin; ++i) {
+      const auto c = static_cast<std::size_t>(t[i]);
+      ++class_total[c];
+      if (h[i]) {
+        ++class_correct[c];
+        ++correct;
+      }
+    }
     if (progress) progress(static_cast<std::size_t>(end), static_cast<std::size_t>(n), "evaluate");
   }
   network.set_training(was_training);
+  if (per_class != nullptr) {
+    per_class->assign(10, 0.0);
+    for (std::size_t c = 0; c < 10; ++c)
+      (*per_class)[c] = class_total[c] > 0 ? static_cast<double>(class_correct[c]) / static_cast<double>(class_total[c]) : 0.0;
+  }
   return n > 0 ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
 }
 
@@ -362,13 +381,21 @@ TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& we
       if (options.progress) options.progress(static_cast<std::size_t>(step), static_cast<std::size_t>(total_steps), "train");
     }
 
-    const double accuracy = evaluate(*network, test_pixels, test_labels, normalise, options.progress);
+    std::vector<double> per_class;
+    const double accuracy = evaluate(*network, test_pixels, test_labels, normalise, options.progress, &per_class);
     result.test_accuracy_per_epoch.push_back(accuracy);
     test_points.push_back({step, static_cast<double>(epoch + 1), accuracy});
-    spdlog::info("epoch {}/{}: loss {:.4f}, train accuracy {:.4f}, test accuracy {:.4f}, {:.1f} s", epoch + 1,
+    // Until the whole-canvas phase the network has only seen crops, and its BatchNorm statistics do not
+    // match whole canvases yet: say so, or an early low test accuracy looks like a failure.
+    spdlog::info("epoch {}/{}: loss {:.4f}, train accuracy {:.4f}, test accuracy {:.4f}{}, {:.1f} s", epoch + 1,
                  options.epochs, epoch_loss / static_cast<double>(n_train),
                  static_cast<double>(epoch_correct) / static_cast<double>(n_train), accuracy,
+                 crop_at(options, step - 1, crop_steps) > 0 ? " (trained on crops so far; whole canvases come last)" : "",
                  seconds_since(epoch_start));
+    std::string classes;
+    for (std::size_t c = 0; c < per_class.size(); ++c)
+      classes += (c ? ", " : "") + fashion_mnist_class_names()[c] + " " + std::to_string(per_class[c]).substr(0, 4);
+    spdlog::debug("test accuracy per class: {}", classes);
   }
   result.test_accuracy = result.test_accuracy_per_epoch.back();
   result.steps = step;

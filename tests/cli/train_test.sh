@@ -19,8 +19,8 @@ if [[ ! -f $data/train-images-idx3-ubyte.gz ]]; then
   exit 0
 fi
 
-# train: 1000 items at batch 64 = 16 steps; frames at steps 0, 5, 10, 15 and the final 16
-"$cnnvis" train --train-limit 1000 --test-limit 200 --epochs 1 --watch "$tmp/watch" --watch-every 5 \
+# train: 1000 items at batch 50 = 20 steps; frames at steps 0, 5, 10, 15 and 20 (the last)
+"$cnnvis" train --train-limit 1000 --test-limit 200 --epochs 1 --batch-size 50 --watch "$tmp/watch" --watch-every 5 \
   --out "$tmp/x.safetensors" > "$tmp/train.txt" 2> "$tmp/train.err"
 expect_code 0 $? "train"
 grep -q "test accuracy" "$tmp/train.txt" || fail "train: no summary line on stdout: $(cat "$tmp/train.txt")"
@@ -41,7 +41,7 @@ for layer in features.0 features.4 features.8 features.11 features.15; do
   [[ $(head -c 6 "$tmp/watch/$layer.gif" 2> /dev/null) == GIF89a ]] || fail "watch: $layer.gif is not a GIF89a"
 done
 [[ -s $tmp/watch/curves.png ]] || fail "watch: curves.png missing"
-[[ -s $tmp/watch/curves.json ]] && [[ $(json "$tmp/watch/curves.json" "d['frame_steps']") == "[0, 5, 10, 15, 16]" ]] \
+[[ -s $tmp/watch/curves.json ]] && [[ $(json "$tmp/watch/curves.json" "d['frame_steps']") == "[0, 5, 10, 15, 20]" ]] \
   || fail "watch: curves.json frame steps"
 
 # canvases: the test canvases training evaluates on
@@ -51,6 +51,13 @@ expect_code 0 $? "canvases"
 [[ -s $tmp/canvases/canvases.json ]] && [[ $(json "$tmp/canvases/canvases.json" "len(d['items'])") == 5 ]] \
   || fail "canvases: canvases.json should list 5 items"
 [[ $(json "$tmp/canvases/canvases.json" "d['items'][0]['class']") == "Ankle boot" ]] || fail "canvases: first test item is an ankle boot"
+# the trained weights and card work with the other commands (the card next to the weights is found and
+# its sha256 checked)
+"$cnnvis" predict --model fashion_vgg --weights "$tmp/x.safetensors" -k 2 "$tmp/canvases/canvas_00000.png" \
+  > "$tmp/predict.txt" 2> "$tmp/predict.err"
+expect_code 0 $? "predict with the trained weights"
+grep -qE "Ankle boot|Sneaker|Sandal|T-shirt|Trouser|Pullover|Dress|Coat|Shirt|Bag" "$tmp/predict.txt" \
+  || fail "predict: no class names in: $(cat "$tmp/predict.txt" "$tmp/predict.err")"
 # same seed, same images; --first/--count select the same items
 "$cnnvis" canvases --count 2 --first 3 --out "$tmp/again" > /dev/null
 cmp -s "$tmp/canvases/canvas_00003.png" "$tmp/again/canvas_00000.png" || fail "canvases: not reproducible"
