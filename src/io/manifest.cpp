@@ -14,6 +14,7 @@
 
 #include "cnnvis/core/errors.h"
 #include "cnnvis/core/text.h"
+#include "cnnvis/io/files.h"
 
 namespace cnnvis {
 
@@ -27,26 +28,6 @@ std::string dump_json(const nlohmann::json& j) {
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-// Writes text to path through path + ".tmp" and rename(), so readers never see a half-written file.
-void write_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) throw OutputError(path + ": cannot write (" + std::strerror(errno) + ")");
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  int err = ok ? 0 : errno;
-  if (std::fclose(f) != 0 && ok) {
-    ok = false;
-    err = errno;
-  }
-  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    err = errno;
-  }
-  if (!ok) {
-    std::remove(tmp.c_str());
-    throw OutputError(path + ": cannot write (" + std::strerror(err) + ")");
-  }
-}
 
 }  // namespace
 
@@ -98,7 +79,7 @@ nlohmann::json Manifest::to_json() const {
 }
 
 void Manifest::write() const {
-  write_atomically((fs::path(out_dir_) / "manifest.json").string(), dump_json(to_json()));
+  write_text_atomically((fs::path(out_dir_) / "manifest.json").string(), dump_json(to_json()));
 }
 
 nlohmann::json read_manifest(const std::string& path) {

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/io/files.h"
 #include "cnnvis/core/text.h"
 
 namespace cnnvis {
@@ -233,23 +234,7 @@ void write_model_card(const ModelCard& card, const std::string& path) {
     throw OutputError(path + ": model card holds text that is not valid UTF-8");
   }
   // Through a temporary file and rename(), so an interrupted export never leaves a truncated card.
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) throw OutputError(path + ": cannot write (" + std::strerror(errno) + ")");
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  int err = ok ? 0 : errno;
-  if (std::fclose(f) != 0 && ok) {
-    ok = false;
-    err = errno;
-  }
-  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    err = errno;
-  }
-  if (!ok) {
-    std::remove(tmp.c_str());
-    throw OutputError(path + ": cannot write (" + std::strerror(err) + ")");
-  }
+  write_text_atomically(path, text);
 }
 
 }  // namespace cnnvis

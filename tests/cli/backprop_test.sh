@@ -6,14 +6,7 @@ set -uo pipefail
 cnnvis=$1 src=$2 build=$3
 weights=$build/parity/vgg16.safetensors
 photos=/usr/share/darknet/data
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-expect_code() {  # expected actual what
-  [[ $1 == "$2" ]] || fail "$3: exit code $2, expected $1"
-}
-json() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # png_size FILE -> "WIDTHxHEIGHT" from the IHDR chunk
 png_size() { /usr/bin/python3 -c "import struct,sys; b=open(sys.argv[1],'rb').read(24); print('%dx%d' % struct.unpack('>II', b[16:24]))" "$1"; }
 

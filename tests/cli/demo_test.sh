@@ -5,11 +5,7 @@
 set -uo pipefail
 cnnvis=$1
 data=/usr/share/datasets/fashion-mnist
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-json() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ -f $data/t10k-images-idx3-ubyte.gz ]] || { echo "missing $data (Debian package dataset-fashion-mnist)"; exit 1; }
 
 "$cnnvis" -q train --train-limit 2000 --test-limit 200 --epochs 1 --out "$tmp/m/fashion_vgg.safetensors" > /dev/null

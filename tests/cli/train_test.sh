@@ -5,14 +5,7 @@
 set -uo pipefail
 cnnvis=$1
 data=/usr/share/datasets/fashion-mnist
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-expect_code() {  # expected actual what
-  [[ $1 == "$2" ]] || fail "$3: exit code $2, expected $1"
-}
-json() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [[ ! -f $data/train-images-idx3-ubyte.gz ]]; then
   echo "SKIP: $data is absent (Debian package dataset-fashion-mnist)"
