@@ -16,9 +16,11 @@
 #include "cnnvis/io/idx.h"
 #include "cnnvis/io/manifest.h"
 #include "cnnvis/io/render.h"
+#include "cnnvis/methods/backprop.h"
 #include "cnnvis/methods/gradcam.h"
 #include "cnnvis/methods/pointing_game.h"
 #include "cnnvis/methods/predict.h"
+#include "cnnvis/methods/saliency.h"
 #include "cnnvis/methods/train.h"
 #include "commands.h"
 #include "common.h"
@@ -35,11 +37,19 @@ struct DemoOptions {
   int scale = 4;  // canvases are 64 px: pictures are enlarged for viewing
 };
 
-// One explanation view of the demo: a name, and a [0,1] map per canvas at the model input size.
+// One explanation view of the demo: a name, a map per canvas at the model input size (scored by the
+// pointing game), and optionally a picture per canvas to show instead of the map's overlay.
 struct DemoView {
   std::string name;
   std::vector<cv::Mat> maps;
+  std::vector<cv::Mat> pictures;  // CV_8UC3 RGB at input size; empty: overlay the map
 };
+
+cv::Mat normalised(const cv::Mat& map) {
+  double lo, hi;
+  cv::minMaxLoc(map, &lo, &hi);
+  return (map - lo) / (hi - lo + 1e-7);
+}
 
 cv::Mat enlarge(const cv::Mat& image, int scale, int interpolation) {
   cv::Mat out;
@@ -99,13 +109,27 @@ void setup_demo(CLI::App& app) {
     const auto predictions = run_predict(model, inputs, PredictOptions{3});
     std::vector<DemoView> views;
     std::vector<std::vector<GradCamResult>> cams;
-    for (CamMethod method : {CamMethod::gradcam, CamMethod::gradcam_plus_plus}) {
+    for (CamMethod method : {CamMethod::gradcam, CamMethod::gradcam_plus_plus, CamMethod::layercam}) {
       GradCamOptions cam;
       cam.method = method;
       cams.push_back(run_gradcam(model, inputs, cam));
       DemoView view{cam_method_name(method), {}};
       for (const auto& r : cams.back()) view.maps.push_back(r.cam);
       views.push_back(std::move(view));
+    }
+    {
+      BackpropOptions backprop;  // guided backpropagation: shown as the gradient image itself
+      DemoView view{"guided-backprop", {}, {}};
+      for (const auto& r : run_backprop(model, inputs, backprop)) {
+        view.maps.push_back(r.magnitude);
+        view.pictures.push_back(gradient_to_display(r.gradient));
+      }
+      views.push_back(std::move(view));
+      SaliencyOptions smooth;  // SmoothGrad with a fixed seed, so the demo is reproducible
+      smooth.smooth_samples = 16;
+      DemoView saliency{"smoothgrad", {}, {}};
+      for (const auto& r : run_saliency(model, inputs, smooth)) saliency.maps.push_back(normalised(r.map));
+      views.push_back(std::move(saliency));
     }
 
     const Colormap colormap = Colormap::jet;
@@ -134,7 +158,9 @@ void setup_demo(CLI::App& app) {
         const bool hit = pointing_game_hit(map, c.box);
         hits[v] += hit;
         pointing[views[v].name] = hit;
-        const cv::Mat overlay = overlay_heatmap(big, enlarge(map, scale, cv::INTER_LINEAR), colormap);
+        const cv::Mat overlay = views[v].pictures.empty()
+                                    ? overlay_heatmap(big, enlarge(map, scale, cv::INTER_LINEAR), colormap)
+                                    : enlarge(views[v].pictures[i], scale, cv::INTER_NEAREST);
         write_output_png(manifest, entry, views[v].name, stem + "." + views[v].name + ".png", overlay);
         write_output_npy(manifest, entry, views[v].name + "_map", stem + "." + views[v].name + ".npy", map);
         cells.push_back({overlay, views[v].name + (hit ? " (hit)" : " (miss)")});
@@ -142,6 +168,8 @@ void setup_demo(CLI::App& app) {
       entry.extra["pointing_game"] = pointing;
       SheetOptions sheet;
       sheet.columns = static_cast<int>(cells.size());
+      sheet.cell_width = card.input_width * scale;
+      sheet.cell_height = card.input_height * scale;
       sheet.title = truth + " -> " + top.label + cv::format(" %.0f%%", 100 * top.probability);
       write_output_png(manifest, entry, "sheet", stem + ".sheet.png", make_contact_sheet(cells, sheet));
       summary.push_back({cells[1].image, truth + " -> " + top.label});
