@@ -20,12 +20,6 @@ struct BackpropCommandOptions {
   std::string target = "top";
 };
 
-// A map >= 0 scaled by its maximum into [0, 1]; an all-zero map stays zero instead of becoming NaN.
-cv::Mat normalise_by_max(const cv::Mat& map) {
-  double hi = 0;
-  cv::minMaxLoc(map, nullptr, &hi);
-  return hi > 0 ? cv::Mat(map / hi) : cv::Mat::zeros(map.size(), CV_32F);
-}
 }  // namespace
 
 void setup_backprop(CLI::App& app) {
@@ -65,7 +59,7 @@ void setup_backprop(CLI::App& app) {
         // network saw (a crop or letterbox of the source).
         write_output_png(manifest, entry, "gradient", item.stem + "." + tag + ".png", gradient_to_display(r.gradient));
         write_output_png(manifest, entry, "magnitude", item.stem + "." + tag + ".magnitude.png",
-                         apply_colormap(normalise_by_max(r.magnitude), colormap));
+                         apply_colormap(scale_by_max(r.magnitude), colormap));
         write_output_npy(manifest, entry, "gradient_npy", item.stem + "." + tag + ".npy", r.gradient);
         entry.predictions = predictions_json(r.top);
         entry.extra["target"] = {{"index", r.target.index}, {"label", r.target.label}, {"logit", r.target.logit},

@@ -23,12 +23,6 @@ struct SaliencyCommandOptions {
   SaliencyOptions saliency;
 };
 
-// A map >= 0 scaled by its maximum into [0, 1]; an all-zero map stays zero instead of becoming NaN.
-cv::Mat normalise_by_max(const cv::Mat& map) {
-  double hi = 0;
-  cv::minMaxLoc(map, nullptr, &hi);
-  return hi > 0 ? cv::Mat(map / hi) : cv::Mat::zeros(map.size(), CV_32F);
-}
 }  // namespace
 
 void setup_saliency(CLI::App& app) {
@@ -74,7 +68,7 @@ void setup_saliency(CLI::App& app) {
         BatchItem& item = batch[i];
         const SaliencyResult& r = results[i];
         ManifestEntry& entry = *item.entry;
-        const cv::Mat map01 = normalise_by_max(r.map);
+        const cv::Mat map01 = scale_by_max(r.map);
         // The map itself at model input size (pixel-level, like the .npy); the overlay on the source.
         write_output_png(manifest, entry, "map", item.stem + ".saliency.png", apply_colormap(map01, colormap));
         const cv::Mat source = display_image(item.image.rgb, options->output.display_size);

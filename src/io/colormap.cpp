@@ -167,4 +167,10 @@ cv::Mat apply_diverging(const cv::Mat& signed_map, float scale) {
   return apply_colormap(t, Colormap::diverging);
 }
 
+cv::Mat scale_by_max(const cv::Mat& map) {
+  double hi = 0;
+  cv::minMaxLoc(map, nullptr, &hi);
+  return hi > 0 ? cv::Mat(map / hi) : cv::Mat::zeros(map.size(), CV_32F);
+}
+
 }  // namespace cnnvis

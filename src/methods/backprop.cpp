@@ -15,20 +15,6 @@ namespace cnnvis {
 
 namespace {
 
-// Sets a ReLU mode for one run and puts the previous one back on every exit path, so an exception in
-// the middle of a guided run cannot leave the shared model guided for the next command.
-class ReluModeGuard {
- public:
-  ReluModeGuard(Network& net, ReluMode mode) : net_(net), previous_(net.relu_mode()) { net_.set_relu_mode(mode); }
-  ~ReluModeGuard() { net_.set_relu_mode(previous_); }
-  ReluModeGuard(const ReluModeGuard&) = delete;
-  ReluModeGuard& operator=(const ReluModeGuard&) = delete;
-
- private:
-  Network& net_;
-  ReluMode previous_;
-};
-
 ReluMode relu_mode_for(BackpropMode mode) {
   switch (mode) {
     case BackpropMode::vanilla: return ReluMode::standard;
@@ -71,7 +57,7 @@ std::vector<BackpropResult> run_backprop(LoadedModel& model, const std::vector<c
   Network& net = model.network();
   // A caller inside a no-grad or inference scope would otherwise get no gradient at all.
   at::AutoGradMode grad_mode(true);
-  ReluModeGuard relu_guard(net, relu_mode_for(options.mode));
+  ScopedReluMode relu_guard(net, relu_mode_for(options.mode));
 
   at::Tensor x = images_to_tensor(inputs, model.card(), at::Device(model.device()));
   x.requires_grad_(true);

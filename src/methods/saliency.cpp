@@ -16,22 +16,6 @@ namespace cnnvis {
 
 namespace {
 
-// Saliency is defined with the true gradient: force standard ReLUs for the run (a model left in guided
-// mode by someone else would silently give guided maps) and put the previous mode back on every exit.
-class StandardReluGuard {
- public:
-  explicit StandardReluGuard(Network& net) : net_(net), previous_(net.relu_mode()) {
-    net_.set_relu_mode(ReluMode::standard);
-  }
-  ~StandardReluGuard() { net_.set_relu_mode(previous_); }
-  StandardReluGuard(const StandardReluGuard&) = delete;
-  StandardReluGuard& operator=(const StandardReluGuard&) = delete;
-
- private:
-  Network& net_;
-  ReluMode previous_;
-};
-
 // 3 x H x W tensor (any device) -> H x W x 3 CV_32FC3 (owning copy).
 cv::Mat chw_to_mat(const at::Tensor& chw) {
   at::Tensor t = chw.detach().to(at::kCPU, at::kFloat).permute({1, 2, 0}).contiguous();
@@ -89,7 +73,9 @@ std::vector<SaliencyResult> run_saliency(LoadedModel& model, const std::vector<c
   if (inputs.empty()) return {};
   Network& net = model.network();
   at::AutoGradMode grad_mode(true);  // a caller's no-grad scope would otherwise leave us without gradients
-  StandardReluGuard relu_guard(net);
+  // Saliency is defined with the true gradient: force standard ReLUs for the run (a model left in
+  // guided mode by someone else would silently give guided maps).
+  ScopedReluMode relu_guard(net, ReluMode::standard);
 
   const at::Tensor x = images_to_tensor(inputs, model.card(), at::Device(model.device()));
   const int64_t n = x.size(0);

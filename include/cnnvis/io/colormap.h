@@ -22,6 +22,9 @@ cv::Vec3b colormap_rgb(Colormap map, float t);
 // CV_32F single-channel map with values in [0, 1] (clamped; NaN -> 0) -> CV_8UC3 RGB.
 cv::Mat apply_colormap(const cv::Mat& map01, Colormap map);
 
+// A CV_32F map >= 0 scaled by its maximum into [0, 1]; an all-zero map stays zero instead of NaN.
+cv::Mat scale_by_max(const cv::Mat& map);
+
 // Signed CV_32F map -> RGB with the diverging map, symmetric around zero: t = 0.5 + v / (2 * scale).
 // scale <= 0 means max |v| of the map (all-zero maps render white).
 cv::Mat apply_diverging(const cv::Mat& signed_map, float scale = 0.0f);

@@ -124,6 +124,20 @@ class Network {
   std::map<std::string, std::string> aliases_;
 };
 
+// Sets a network's ReLU mode for one scope and puts the previous mode back on every exit path, so an
+// exception in the middle of a guided run cannot leave a shared model guided for the next caller.
+class ScopedReluMode {
+ public:
+  ScopedReluMode(Network& net, ReluMode mode) : net_(net), previous_(net.relu_mode()) { net_.set_relu_mode(mode); }
+  ~ScopedReluMode() { net_.set_relu_mode(previous_); }
+  ScopedReluMode(const ScopedReluMode&) = delete;
+  ScopedReluMode& operator=(const ScopedReluMode&) = delete;
+
+ private:
+  Network& net_;
+  ReluMode previous_;
+};
+
 // State threaded through one forward pass.
 struct ForwardState {
   const ForwardRequest* request = nullptr;
