@@ -133,6 +133,28 @@ TEST(CanvasTest, ItemFillsTheBoxWithItsTint) {
   }
 }
 
+TEST(CanvasTest, DarkDetailInsideTheItemIsShadedNotSeeThrough) {
+  // A bright square with a one-pixel black seam and a wide black gap: the seam is part of the garment
+  // (drawn as the tint at its darkest shade, 0.35), the wide gap lets the background through, exactly as
+  // with a blank item.
+  std::vector<std::uint8_t> item(28 * 28, 0);
+  for (int y = 4; y < 24; ++y)
+    for (int x = 2; x < 26; ++x) item[y * 28 + x] = (x == 8 || (x >= 14 && x <= 19)) ? 0 : 255;
+  const auto blank = flat_item(0);
+  CanvasOptions options;
+  options.noise_sd = 0.0f;
+  for (std::uint64_t seed : {5ULL, 6ULL, 7ULL}) {
+    const Canvas c = make_canvas(item.data(), 0, 0, seed, options);
+    const Canvas bare = make_canvas(blank.data(), 0, 0, seed, options);
+    const cv::Point o = c.box.tl();
+    const cv::Vec3b full = c.rgb.at<cv::Vec3b>(o + cv::Point(4, 12));
+    const cv::Vec3b seam = c.rgb.at<cv::Vec3b>(o + cv::Point(8, 12));
+    for (int ch = 0; ch < 3; ++ch) EXPECT_NEAR(seam[ch], 0.35 * full[ch], 1.5) << "seed " << seed << " channel " << ch;
+    EXPECT_EQ(c.rgb.at<cv::Vec3b>(o + cv::Point(16, 12)), bare.rgb.at<cv::Vec3b>(o + cv::Point(16, 12)))
+        << "the middle of a 6-pixel gap shows the background";
+  }
+}
+
 TEST(CanvasTest, ItemChangesOnlyPixelsInsideTheBox) {
   // The same seed with a blank item gives the bare background (same clutter, same noise): every pixel
   // the real item changed lies in the box.

@@ -27,8 +27,9 @@ struct Canvas {
 };
 
 // Deterministic: the same (item, seed, options) gives the same canvas on every machine (own PRNG, no
-// std:: distributions). The item is tinted with a random colour and drawn with its own intensity as
-// alpha over a background of smooth colour, clutter strokes and noise.
+// std:: distributions). The item is drawn opaque in a random bright tint shaded by its own intensity
+// (its silhouette from a grey-level closing, so dark prints inside a garment do not turn see-through)
+// over a background of smooth colour and clutter strokes, then noise is added everywhere.
 Canvas make_canvas(const std::uint8_t* item28x28, int label, std::int64_t source_index, std::uint64_t seed,
                    const CanvasOptions& options = {});
 
