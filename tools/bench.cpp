@@ -13,6 +13,8 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "cnnvis/core/runtime.h"
 #include "cnnvis/io/canvas.h"
@@ -283,6 +285,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  spdlog::set_default_logger(spdlog::stderr_color_mt("bench"));  // stdout carries only the JSON report
   RuntimeInfo runtime = configure_runtime({device, threads});
   at::manual_seed(0);
   nlohmann::json report;
