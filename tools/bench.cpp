@@ -13,12 +13,16 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "cnnvis/core/runtime.h"
 #include "cnnvis/io/canvas.h"
 #include "cnnvis/io/idx.h"
 #include "cnnvis/methods/backprop.h"
+#include "cnnvis/methods/evaluate.h"
 #include "cnnvis/methods/gradcam.h"
+#include "cnnvis/methods/occlusion.h"
 #include "cnnvis/methods/pointing_game.h"
 #include "cnnvis/methods/predict.h"
 #include "cnnvis/methods/saliency.h"
@@ -122,6 +126,11 @@ std::vector<std::pair<std::string, MapsFn>> explanation_methods() {
   out.emplace_back("saliency", saliency(0, 0));
   out.emplace_back("smoothgrad-16", saliency(16, 0));
   out.emplace_back("integrated-gradients-16", saliency(0, 16));
+  out.emplace_back("occlusion", [](LoadedModel& m, const std::vector<cv::Mat>& in) {
+    std::vector<cv::Mat> maps;
+    for (auto& e : explain(m, in, "occlusion")) maps.push_back(e.map);
+    return maps;
+  });
   return out;
 }
 
@@ -149,31 +158,90 @@ nlohmann::json demo_quality(const std::string& device, int count) {
     inputs.push_back(f);
   }
   int correct = 0;
+  std::vector<int> predicted;
   for (int first = 0; first < count; first += 64) {
     std::vector<cv::Mat> batch(inputs.begin() + first, inputs.begin() + std::min(count, first + 64));
     auto predictions = run_predict(trained, batch, PredictOptions{1});
-    for (std::size_t i = 0; i < batch.size(); ++i) correct += predictions[i][0].index == canvases[first + i].label;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      correct += predictions[i][0].index == canvases[first + i].label;
+      predicted.push_back(predictions[i][0].index);
+    }
   }
   out["canvases"] = count;
   out["accuracy"] = static_cast<double>(correct) / count;
   out["methods"] = nlohmann::json::object();
   for (auto& [name, fn] : explanation_methods()) {
-    int hits = 0;
-    double correlation = 0;
+    int hits = 0, increases = 0;
+    double correlation = 0, deletion = 0, insertion = 0, drop = 0;
     for (int first = 0; first < count; first += 32) {
       std::vector<cv::Mat> batch(inputs.begin() + first, inputs.begin() + std::min(count, first + 32));
       const auto maps = fn(trained, batch);
       const auto random_maps = fn(random, batch);
+      // Every method explains the predicted class ("top"), so that is the class scored.
+      const std::vector<int> targets(predicted.begin() + first, predicted.begin() + first + batch.size());
+      const auto scores = score_explanations(trained, batch, maps, targets, EvaluateOptions{});
       for (std::size_t i = 0; i < batch.size(); ++i) {
         hits += pointing_game_hit(maps[i], canvases[first + i].box);
         correlation += spearman(maps[i], random_maps[i]);
+        deletion += scores[i].deletion_auc;
+        insertion += scores[i].insertion_auc;
+        drop += scores[i].drop;
+        increases += scores[i].increase;
       }
     }
     out["methods"][name] = {{"pointing_game", static_cast<double>(hits) / count},
-                            {"rank_correlation_trained_vs_random", correlation / count}};
+                            {"rank_correlation_trained_vs_random", correlation / count},
+                            {"deletion_auc", deletion / count},
+                            {"insertion_auc", insertion / count},
+                            {"average_drop_percent", 100.0 * drop / count},
+                            {"increase_in_confidence_percent", 100.0 * increases / count}};
     std::cerr << "demo " << name << ": " << out["methods"][name].dump() << "\n";
   }
   return out;
+}
+
+// Occlusion on VGG16 at 224 px: the incremental engine against batched brute force (Captum's floor),
+// both on the same image, interleaved repeat by repeat so that machine noise hits both alike.
+nlohmann::json occlusion_benchmark(const std::string& device, int repeats, int patch, int stride, int batch) {
+  ModelCard card = default_model_card("vgg16");
+  at::manual_seed(0);
+  std::unique_ptr<Network> net = build_vgg16();
+  net->initialize_parameters();
+  LoadedModel model = LoadedModel::from_network(std::move(net), card, device);
+  const cv::Mat image = random_inputs(1, card.input_height, card.input_width)[0];
+  OcclusionOptions options;
+  options.patch = patch;
+  options.stride = stride;
+  options.batch_size = batch;
+  OcclusionOptions naive = options;
+  naive.exact_naive = true;
+  const OcclusionPlan plan = plan_occlusion(model, options);
+  std::vector<double> fast_ms, naive_ms;
+  OcclusionResult fast_result, naive_result;
+  auto timed = [&](const OcclusionOptions& o, OcclusionResult& out) {
+    const auto start = std::chrono::steady_clock::now();
+    out = run_occlusion(model, {image}, o)[0];
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  };
+  timed(options, fast_result);  // warm-up
+  for (int r = 0; r < repeats; ++r) {
+    naive_ms.push_back(timed(naive, naive_result));
+    fast_ms.push_back(timed(options, fast_result));
+    std::cerr << "occlusion repeat " << r + 1 << ": exact_naive " << naive_ms.back() << " ms, incremental "
+              << fast_ms.back() << " ms\n";
+  }
+  std::sort(fast_ms.begin(), fast_ms.end());
+  std::sort(naive_ms.begin(), naive_ms.end());
+  const double fast = fast_ms[fast_ms.size() / 2], slow = naive_ms[naive_ms.size() / 2];
+  double scale = 0;
+  cv::minMaxLoc(cv::abs(naive_result.map), nullptr, &scale);
+  return {{"model", "vgg16"}, {"input", card.input_width}, {"patch", patch}, {"stride", stride},
+          {"windows", naive_result.windows.size()}, {"batch_size", batch},
+          {"incremental_layers", plan.incremental_layers}, {"layers", plan.layers},
+          {"full_from", plan.full_from}, {"exact_naive_ms", slow}, {"incremental_ms", fast},
+          {"speedup", slow / fast},
+          {"max_abs_difference", cv::norm(naive_result.map, fast_result.map, cv::NORM_INF)},
+          {"max_abs_map", scale}};
 }
 
 }  // namespace
@@ -183,6 +251,8 @@ int main(int argc, char** argv) {
   std::string device = "auto";
   int repeats = 3;
   int demo_count = 500;
+  bool occlusion_only = false;
+  int patch = 32, stride = 16, occlusion_batch = 16, threads = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--models" && i + 1 < argc) {
@@ -197,20 +267,37 @@ int main(int argc, char** argv) {
       device = argv[++i];
     } else if (arg == "--demo-canvases" && i + 1 < argc) {
       demo_count = std::max(0, std::stoi(argv[++i]));
+    } else if (arg == "--occlusion") {
+      occlusion_only = true;
+    } else if (arg == "--patch" && i + 1 < argc) {
+      patch = std::stoi(argv[++i]);
+    } else if (arg == "--stride" && i + 1 < argc) {
+      stride = std::stoi(argv[++i]);
+    } else if (arg == "--batch-size" && i + 1 < argc) {
+      occlusion_batch = std::stoi(argv[++i]);
+    } else if (arg == "--threads" && i + 1 < argc) {
+      threads = std::stoi(argv[++i]);
     } else if (arg == "--repeats" && i + 1 < argc) {
       repeats = std::max(1, std::stoi(argv[++i]));
     } else {
-      std::cerr << "usage: cnnvis_bench [--models a,b] [--device auto|cpu|cuda] [--repeats N] [--demo-canvases N]\n";
+      std::cerr << "usage: cnnvis_bench [--models a,b] [--device auto|cpu|cuda] [--repeats N] [--demo-canvases N] [--threads N]\n"
+                   "       cnnvis_bench --occlusion [--patch 32] [--stride 16] [--batch-size 16] [--repeats N]\n";
       return 2;
     }
   }
-  RuntimeInfo runtime = configure_runtime({device, 0});
+  spdlog::set_default_logger(spdlog::stderr_color_mt("bench"));  // stdout carries only the JSON report
+  RuntimeInfo runtime = configure_runtime({device, threads});
   at::manual_seed(0);
   nlohmann::json report;
   report["device"] = runtime.device;
   report["threads"] = runtime.threads;
   report["libtorch"] = runtime.libtorch_version;
   report["repeats"] = repeats;
+  if (occlusion_only) {
+    report["occlusion"] = occlusion_benchmark(runtime.device, repeats, patch, stride, occlusion_batch);
+    std::cout << report.dump(2) << "\n";
+    return 0;
+  }
   report["models"] = nlohmann::json::object();
   for (const std::string& name : models) {
     ModelCard card = default_model_card(name);

@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
   setup_gradcam(app);
   setup_backprop(app);
   setup_saliency(app);
+  setup_occlusion(app);
+  setup_evaluate(app);
   setup_canvases(app);
   setup_train(app);
   setup_demo(app);
