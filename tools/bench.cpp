@@ -17,6 +17,7 @@
 #include "cnnvis/core/runtime.h"
 #include "cnnvis/io/canvas.h"
 #include "cnnvis/io/idx.h"
+#include "cnnvis/methods/activation_max.h"
 #include "cnnvis/methods/backprop.h"
 #include "cnnvis/methods/gradcam.h"
 #include "cnnvis/methods/pointing_game.h"
@@ -176,6 +177,35 @@ nlohmann::json demo_quality(const std::string& device, int count) {
   return out;
 }
 
+// Feature visualisation: one optimisation step (Fourier + decorrelation, transforms, forward to the layer,
+// backward, Adam) against one plain forward+backward of the same batch at the same size to the same layer.
+// The step time is (time of S steps - time of 0 steps) / S, so the start/final evaluations drop out.
+nlohmann::json featvis_bench(LoadedModel& model, const std::string& layer, int units, int size, int steps, int repeats) {
+  std::vector<Objective> objectives;
+  for (int c = 0; c < units; ++c) objectives.push_back(Objective{ObjectiveKind::channel, layer, c});
+  ActivationMaxOptions options;
+  options.width = options.height = size;
+  options.steps = steps;
+  const double with_steps = median_ms(repeats, [&] { run_activation_max(model, objectives, options); });
+  options.steps = 0;
+  const double without = median_ms(repeats, [&] { run_activation_max(model, objectives, options); });
+  const double step_ms = std::max(1e-6, (with_steps - without) / steps);
+
+  ForwardRequest request;
+  request.taps = {model.resolve_layer(layer)};
+  request.need_logits = false;
+  const double fwd_bwd = median_ms(repeats, [&] {
+    at::AutoGradMode grad(true);
+    at::Tensor x = at::rand({units, 3, size, size}).to(at::Device(model.device())).requires_grad_(true);
+    const ForwardResult r = model.network().forward(x, request);
+    r.taps.at(request.taps[0]).narrow(1, 0, 1).mean().backward();
+    (void)x.grad().sum().item<float>();
+  });
+  return {{"layer", layer}, {"units", units}, {"size", size}, {"steps", steps},
+          {"step_ms", step_ms}, {"steps_per_second", 1000.0 / step_ms},
+          {"forward_backward_ms", fwd_bwd}, {"step_over_forward_backward", step_ms / fwd_bwd}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -183,6 +213,8 @@ int main(int argc, char** argv) {
   std::string device = "auto";
   int repeats = 3;
   int demo_count = 500;
+  bool featvis = true, only_featvis = false;
+  int featvis_steps = 10, featvis_size = 128, featvis_units = 4;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--models" && i + 1 < argc) {
@@ -197,10 +229,23 @@ int main(int argc, char** argv) {
       device = argv[++i];
     } else if (arg == "--demo-canvases" && i + 1 < argc) {
       demo_count = std::max(0, std::stoi(argv[++i]));
+    } else if (arg == "--no-featvis") {
+      featvis = false;
+    } else if (arg == "--only-featvis") {
+      only_featvis = true;
+      demo_count = 0;
+    } else if (arg == "--featvis-steps" && i + 1 < argc) {
+      featvis_steps = std::max(1, std::stoi(argv[++i]));
+    } else if (arg == "--featvis-size" && i + 1 < argc) {
+      featvis_size = std::max(16, std::stoi(argv[++i]));
+    } else if (arg == "--featvis-units" && i + 1 < argc) {
+      featvis_units = std::max(1, std::stoi(argv[++i]));
     } else if (arg == "--repeats" && i + 1 < argc) {
       repeats = std::max(1, std::stoi(argv[++i]));
     } else {
-      std::cerr << "usage: cnnvis_bench [--models a,b] [--device auto|cpu|cuda] [--repeats N] [--demo-canvases N]\n";
+      std::cerr << "usage: cnnvis_bench [--models a,b] [--device auto|cpu|cuda] [--repeats N] [--demo-canvases N]\n"
+                   "                    [--no-featvis | --only-featvis] [--featvis-steps N] [--featvis-size PX]\n"
+                   "                    [--featvis-units N]\n";
       return 2;
     }
   }
@@ -221,6 +266,7 @@ int main(int argc, char** argv) {
     LoadedModel model = LoadedModel::from_network(std::move(net), card, runtime.device);
     nlohmann::json entry;
     for (int batch : {1, 8}) {
+      if (only_featvis) break;
       auto inputs = random_inputs(batch, card.input_height, card.input_width);
       const double forward = median_ms(repeats, [&] {
         c10::InferenceMode guard;
@@ -243,6 +289,10 @@ int main(int argc, char** argv) {
         entry["saliency_ms_per_image_batch8"] = saliency / batch;
         entry["saliency_over_forward_batch8"] = saliency / forward;
       }
+    }
+    if (featvis || only_featvis) {
+      const std::string layer = name == "vgg16" ? "relu4_3" : name == "googlenet" ? "inception4c" : "relu4";
+      entry["activation_max"] = featvis_bench(model, layer, featvis_units, featvis_size, featvis_steps, repeats);
     }
     report["models"][name] = entry;
     std::cerr << name << ": " << entry.dump() << "\n";
