@@ -38,7 +38,9 @@ cmp -s "$tmp/s1/relu3_1_c5.png" "$tmp/s3/relu3_1_c5.png" && fail "other seed, sa
 # class logit, neuron, pixel parameterisation
 "$cnnvis" -q --threads 1 activation-max "${model[@]}" --class 7 --steps 8 --size 64 --param pixel -o "$tmp/cls"
 expect_code 0 $? "activation-max class"
-[[ -s $tmp/cls/class7_class_7.png ]] || fail "class image: $(ls "$tmp/cls")"
+cls_png=$(json "$tmp/cls/manifest.json" "d['inputs'][0]['outputs']['image']")
+[[ $cls_png == class7_* && -s $tmp/cls/$cls_png ]] || fail "class image: $(ls "$tmp/cls")"
+[[ $(json "$tmp/cls/manifest.json" "d['inputs'][0]['objective']['class']") == 7 ]] || fail "class objective"
 "$cnnvis" -q --threads 1 activation-max "${model[@]}" --layer conv3_1 --neuron 4,5,5 --steps 8 --size 48 -o "$tmp/neu"
 expect_code 0 $? "activation-max neuron"
 [[ $(json "$tmp/neu/manifest.json" "d['inputs'][0]['objective']['position']") == "[5, 5]" ]] || fail "neuron position"
