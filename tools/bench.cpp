@@ -178,31 +178,38 @@ nlohmann::json demo_quality(const std::string& device, int count) {
 }
 
 // Feature visualisation: one optimisation step (Fourier + decorrelation, transforms, forward to the layer,
-// backward, Adam) against one plain forward+backward of the same batch at the same size to the same layer.
-// The step time is (time of S steps - time of 0 steps) / S, so the start/final evaluations drop out.
+// backward, Adam) against one plain forward+backward of the same batch to the same layer at the size the
+// network sees after the transforms (size + 2 pad - both jitters at scale 1). The step time is (time of
+// S steps - time of 0 steps) / S, so the start/final evaluations drop out. Steps use the standard ReLU
+// (the redirected ReLU runs only in the first 16 of Lucid's 512 steps); redirected_step_ms shows its cost.
 nlohmann::json featvis_bench(LoadedModel& model, const std::string& layer, int units, int size, int steps, int repeats) {
   std::vector<Objective> objectives;
   for (int c = 0; c < units; ++c) objectives.push_back(Objective{ObjectiveKind::channel, layer, c});
   ActivationMaxOptions options;
   options.width = options.height = size;
-  options.steps = steps;
-  const double with_steps = median_ms(repeats, [&] { run_activation_max(model, objectives, options); });
+  options.redirect_steps = 0;
   options.steps = 0;
   const double without = median_ms(repeats, [&] { run_activation_max(model, objectives, options); });
+  options.steps = steps;
+  const double with_steps = median_ms(repeats, [&] { run_activation_max(model, objectives, options); });
+  options.redirect_steps = steps;
+  const double redirected = median_ms(repeats, [&] { run_activation_max(model, objectives, options); });
   const double step_ms = std::max(1e-6, (with_steps - without) / steps);
+  const double redirected_step_ms = std::max(1e-6, (redirected - without) / steps);
+  const int seen = size + 2 * options.transforms.pad - options.transforms.jitter - options.transforms.final_jitter;
 
   ForwardRequest request;
   request.taps = {model.resolve_layer(layer)};
   request.need_logits = false;
   const double fwd_bwd = median_ms(repeats, [&] {
     at::AutoGradMode grad(true);
-    at::Tensor x = at::rand({units, 3, size, size}).to(at::Device(model.device())).requires_grad_(true);
+    at::Tensor x = at::rand({units, 3, seen, seen}).to(at::Device(model.device())).requires_grad_(true);
     const ForwardResult r = model.network().forward(x, request);
     r.taps.at(request.taps[0]).narrow(1, 0, 1).mean().backward();
     (void)x.grad().sum().item<float>();
   });
-  return {{"layer", layer}, {"units", units}, {"size", size}, {"steps", steps},
-          {"step_ms", step_ms}, {"steps_per_second", 1000.0 / step_ms},
+  return {{"layer", layer}, {"units", units}, {"size", size}, {"network_input", seen}, {"steps", steps},
+          {"step_ms", step_ms}, {"steps_per_second", 1000.0 / step_ms}, {"redirected_step_ms", redirected_step_ms},
           {"forward_backward_ms", fwd_bwd}, {"step_over_forward_backward", step_ms / fwd_bwd}};
 }
 
