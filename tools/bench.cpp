@@ -19,6 +19,7 @@
 #include "cnnvis/core/runtime.h"
 #include "cnnvis/io/canvas.h"
 #include "cnnvis/io/idx.h"
+#include "cnnvis/methods/activation_max.h"
 #include "cnnvis/methods/backprop.h"
 #include "cnnvis/methods/evaluate.h"
 #include "cnnvis/methods/gradcam.h"
@@ -244,6 +245,42 @@ nlohmann::json occlusion_benchmark(const std::string& device, int repeats, int p
           {"max_abs_map", scale}};
 }
 
+// Feature visualisation: one optimisation step (Fourier + decorrelation, transforms, forward to the layer,
+// backward, Adam) against one plain forward+backward of the same batch to the same layer at the size the
+// network sees after the transforms (size + 2 pad - both jitters at scale 1). The step time is (time of
+// S steps - time of 0 steps) / S, so the start/final evaluations drop out. Steps use the standard ReLU
+// (the redirected ReLU runs only in the first 16 of Lucid's 512 steps); redirected_step_ms shows its cost.
+nlohmann::json featvis_bench(LoadedModel& model, const std::string& layer, int units, int size, int steps, int repeats) {
+  std::vector<Objective> objectives;
+  for (int c = 0; c < units; ++c) objectives.push_back(Objective{ObjectiveKind::channel, layer, c});
+  ActivationMaxOptions options;
+  options.width = options.height = size;
+  options.redirect_steps = 0;
+  options.steps = 0;
+  const double without = median_ms(repeats, [&] { run_activation_max(model, objectives, options); });
+  options.steps = steps;
+  const double with_steps = median_ms(repeats, [&] { run_activation_max(model, objectives, options); });
+  options.redirect_steps = steps;
+  const double redirected = median_ms(repeats, [&] { run_activation_max(model, objectives, options); });
+  const double step_ms = std::max(1e-6, (with_steps - without) / steps);
+  const double redirected_step_ms = std::max(1e-6, (redirected - without) / steps);
+  const int seen = size + 2 * options.transforms.pad - options.transforms.jitter - options.transforms.final_jitter;
+
+  ForwardRequest request;
+  request.taps = {model.resolve_layer(layer)};
+  request.need_logits = false;
+  const double fwd_bwd = median_ms(repeats, [&] {
+    at::AutoGradMode grad(true);
+    at::Tensor x = at::rand({units, 3, seen, seen}).to(at::Device(model.device())).requires_grad_(true);
+    const ForwardResult r = model.network().forward(x, request);
+    r.taps.at(request.taps[0]).narrow(1, 0, 1).mean().backward();
+    (void)x.grad().sum().item<float>();
+  });
+  return {{"layer", layer}, {"units", units}, {"size", size}, {"network_input", seen}, {"steps", steps},
+          {"step_ms", step_ms}, {"steps_per_second", 1000.0 / step_ms}, {"redirected_step_ms", redirected_step_ms},
+          {"forward_backward_ms", fwd_bwd}, {"step_over_forward_backward", step_ms / fwd_bwd}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -253,6 +290,8 @@ int main(int argc, char** argv) {
   int demo_count = 500;
   bool occlusion_only = false;
   int patch = 32, stride = 16, occlusion_batch = 16, threads = 0;
+  bool featvis = true, only_featvis = false;
+  int featvis_steps = 10, featvis_size = 128, featvis_units = 4;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--models" && i + 1 < argc) {
@@ -277,10 +316,23 @@ int main(int argc, char** argv) {
       occlusion_batch = std::stoi(argv[++i]);
     } else if (arg == "--threads" && i + 1 < argc) {
       threads = std::stoi(argv[++i]);
+    } else if (arg == "--no-featvis") {
+      featvis = false;
+    } else if (arg == "--only-featvis") {
+      only_featvis = true;
+      demo_count = 0;
+    } else if (arg == "--featvis-steps" && i + 1 < argc) {
+      featvis_steps = std::max(1, std::stoi(argv[++i]));
+    } else if (arg == "--featvis-size" && i + 1 < argc) {
+      featvis_size = std::max(16, std::stoi(argv[++i]));
+    } else if (arg == "--featvis-units" && i + 1 < argc) {
+      featvis_units = std::max(1, std::stoi(argv[++i]));
     } else if (arg == "--repeats" && i + 1 < argc) {
       repeats = std::max(1, std::stoi(argv[++i]));
     } else {
       std::cerr << "usage: cnnvis_bench [--models a,b] [--device auto|cpu|cuda] [--repeats N] [--demo-canvases N] [--threads N]\n"
+                   "                    [--no-featvis | --only-featvis] [--featvis-steps N] [--featvis-size PX]\n"
+                   "                    [--featvis-units N]\n"
                    "       cnnvis_bench --occlusion [--patch 32] [--stride 16] [--batch-size 16] [--repeats N]\n";
       return 2;
     }
@@ -308,6 +360,7 @@ int main(int argc, char** argv) {
     LoadedModel model = LoadedModel::from_network(std::move(net), card, runtime.device);
     nlohmann::json entry;
     for (int batch : {1, 8}) {
+      if (only_featvis) break;
       auto inputs = random_inputs(batch, card.input_height, card.input_width);
       const double forward = median_ms(repeats, [&] {
         c10::InferenceMode guard;
@@ -330,6 +383,10 @@ int main(int argc, char** argv) {
         entry["saliency_ms_per_image_batch8"] = saliency / batch;
         entry["saliency_over_forward_batch8"] = saliency / forward;
       }
+    }
+    if (featvis || only_featvis) {
+      const std::string layer = name == "vgg16" ? "relu4_3" : name == "googlenet" ? "inception4c" : "relu4";
+      entry["activation_max"] = featvis_bench(model, layer, featvis_units, featvis_size, featvis_steps, repeats);
     }
     report["models"][name] = entry;
     std::cerr << name << ": " << entry.dump() << "\n";

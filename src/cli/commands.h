@@ -19,5 +19,9 @@ void setup_evaluate(CLI::App& app);
 void setup_canvases(CLI::App& app);
 void setup_train(CLI::App& app);
 void setup_demo(CLI::App& app);
+void setup_activation_max(CLI::App& app);
+void setup_deepdream(CLI::App& app);
+void setup_filters(CLI::App& app);
+void setup_activations(CLI::App& app);
 
 }  // namespace cnnvis::cli

@@ -53,6 +53,10 @@ int main(int argc, char** argv) {
   setup_canvases(app);
   setup_train(app);
   setup_demo(app);
+  setup_activation_max(app);
+  setup_deepdream(app);
+  setup_filters(app);
+  setup_activations(app);
 
   app.parse_complete_callback([&] {
     if (global.quiet) {

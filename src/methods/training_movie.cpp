@@ -225,10 +225,9 @@ namespace {
 
 constexpr int kRampEntries = 129;  // t = i / 128: index 64 is t = 0.5, exactly white
 
-// Nearest palette entry for every colour quantised to 6 bits per channel; built once.
-const std::vector<std::uint8_t>& palette_lookup() {
-  static const std::vector<std::uint8_t> lut = [] {
-    const auto& palette = movie_palette();
+// Nearest palette entry for every colour quantised to 6 bits per channel.
+std::vector<std::uint8_t> build_lookup(const std::vector<cv::Vec3b>& palette) {
+  {
     std::vector<std::uint8_t> table(1u << 18);
     for (int r = 0; r < 64; ++r) {
       for (int g = 0; g < 64; ++g) {
@@ -249,7 +248,16 @@ const std::vector<std::uint8_t>& palette_lookup() {
       }
     }
     return table;
-  }();
+  }
+}
+
+const std::vector<std::uint8_t>& palette_lookup() {
+  static const std::vector<std::uint8_t> lut = build_lookup(movie_palette());
+  return lut;
+}
+
+const std::vector<std::uint8_t>& image_palette_lookup() {
+  static const std::vector<std::uint8_t> lut = build_lookup(image_palette());
   return lut;
 }
 
@@ -321,6 +329,19 @@ const std::vector<cv::Vec3b>& movie_palette() {
   return palette;
 }
 
+const std::vector<cv::Vec3b>& image_palette() {
+  static const std::vector<cv::Vec3b> palette = [] {
+    std::vector<cv::Vec3b> p;
+    for (int r = 0; r < 6; ++r)
+      for (int g = 0; g < 7; ++g)
+        for (int b = 0; b < 6; ++b)
+          p.emplace_back(static_cast<uchar>(r * 255 / 5), static_cast<uchar>(g * 255 / 6), static_cast<uchar>(b * 255 / 5));
+    for (int v : {64, 128, 160, 224}) p.emplace_back(static_cast<uchar>(v), static_cast<uchar>(v), static_cast<uchar>(v));
+    return p;
+  }();
+  return palette;
+}
+
 std::vector<std::uint8_t> gif_lzw_encode(const std::vector<std::uint8_t>& indices) {
   constexpr int kMinCodeSize = 8;
   constexpr int kClear = 1 << kMinCodeSize, kEnd = kClear + 1, kMaxCode = 4095;
@@ -374,7 +395,10 @@ std::vector<std::uint8_t> gif_lzw_encode(const std::vector<std::uint8_t>& indice
 }
 
 GifWriter::GifWriter(const std::string& path, int width, int height, int delay_cs)
-    : path_(path), width_(width), height_(height), delay_cs_(delay_cs) {
+    : GifWriter(path, width, height, delay_cs, false) {}
+
+GifWriter::GifWriter(const std::string& path, int width, int height, int delay_cs, bool photo_frames)
+    : path_(path), width_(width), height_(height), delay_cs_(delay_cs), photo_(photo_frames) {
   if (width < 1 || height < 1 || width > 65535 || height > 65535)
     throw UsageError(path + ": GIF size " + std::to_string(width) + "x" + std::to_string(height) + " is out of range");
   out_.open(path, std::ios::binary | std::ios::trunc);
@@ -385,7 +409,7 @@ GifWriter::GifWriter(const std::string& path, int width, int height, int delay_c
   // Global colour table of 2^(7+1) entries, 8 bits per primary.
   const char screen[3] = {static_cast<char>(0xF7), 0, 0};
   out_.write(screen, 3);
-  for (const cv::Vec3b& c : movie_palette()) {
+  for (const cv::Vec3b& c : photo_ ? image_palette() : movie_palette()) {
     const char rgb[3] = {static_cast<char>(c[0]), static_cast<char>(c[1]), static_cast<char>(c[2])};
     out_.write(rgb, 3);
   }
@@ -413,7 +437,20 @@ void GifWriter::add_frame(const cv::Mat& frame_rgb) {
   const auto& lut = palette_lookup();
   std::vector<std::uint8_t> indices(static_cast<std::size_t>(width_) * height_);
   std::size_t n = 0;
-  for (int y = 0; y < height_; ++y) {
+  if (photo_) {
+    // Ordered dithering: a fixed threshold per pixel position, about one cube step wide.
+    static const int bayer[4][4] = {{0, 8, 2, 10}, {12, 4, 14, 6}, {3, 11, 1, 9}, {15, 7, 13, 5}};
+    const auto& photo_lut = image_palette_lookup();
+    for (int y = 0; y < height_; ++y) {
+      const auto* row = frame_rgb.ptr<cv::Vec3b>(y);
+      for (int x = 0; x < width_; ++x) {
+        const int offset = (bayer[y & 3][x & 3] * 2 - 15) * 45 / 32;  // -21..21
+        const auto q = [&](int v) { return static_cast<std::size_t>(std::clamp(v + offset, 0, 255) >> 2); };
+        indices[n++] = photo_lut[(q(row[x][0]) << 12) | (q(row[x][1]) << 6) | q(row[x][2])];
+      }
+    }
+  }
+  for (int y = 0; y < height_ && !photo_; ++y) {
     const auto* row = frame_rgb.ptr<cv::Vec3b>(y);
     for (int x = 0; x < width_; ++x) {
       const cv::Vec3b& p = row[x];

@@ -11,6 +11,7 @@
 #include "cnnvis/core/sha256.h"
 #include "cnnvis/io/safetensors.h"
 #include "cnnvis/models/architectures.h"
+#include "cnnvis/models/inception5h.h"
 #include "cnnvis/models/registry.h"
 #include "cnnvis/models/weights.h"
 
@@ -33,6 +34,7 @@ std::unique_ptr<Network> build_network(const ModelCard& card) {
   if (card.architecture == "vgg16") return build_vgg16(classes ? classes : 1000);
   if (card.architecture == "googlenet") return build_googlenet(card.transform_input, classes ? classes : 1000);
   if (card.architecture == "fashion_vgg") return build_fashion_vgg(classes ? classes : 10);
+  if (card.architecture == "inception5h") return build_inception5h(classes ? classes : 1008);
   throw ModelCardError(card.card_path + ": unknown architecture '" + card.architecture +
                        "' (known: vgg16, googlenet, fashion_vgg)");
 }

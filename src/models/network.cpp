@@ -17,7 +17,8 @@ ReluMode parse_relu_mode(const std::string& text) {
   if (text == "standard") return ReluMode::standard;
   if (text == "guided") return ReluMode::guided;
   if (text == "deconv") return ReluMode::deconv;
-  throw UsageError("unknown ReLU mode '" + text + "' (choose standard, guided or deconv)");
+  if (text == "redirected") return ReluMode::redirected;
+  throw UsageError("unknown ReLU mode '" + text + "' (choose standard, guided, deconv or redirected)");
 }
 
 const char* relu_mode_name(ReluMode mode) {
@@ -25,6 +26,7 @@ const char* relu_mode_name(ReluMode mode) {
     case ReluMode::standard: return "standard";
     case ReluMode::guided: return "guided";
     case ReluMode::deconv: return "deconv";
+    case ReluMode::redirected: return "redirected";
   }
   return "?";
 }

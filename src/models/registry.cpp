@@ -19,6 +19,8 @@ const std::vector<ModelInfo>& known_models() {
        "/usr/bin/python3 scripts/export_weights.py --model googlenet --pretrained"},
       {"fashion_vgg", "small VGG-style net trained by cnnvis on 64x64 Fashion-MNIST canvases, 10 classes",
        "cnnvis train --dataset fashion-mnist"},
+      {"inception5h", "InceptionV1 as used by Lucid / the Activation Atlas (mixed3a..mixed5b, LRN), 1008 classes",
+       "/usr/bin/python3 scripts/export_inception5h.py --pth inception5h.pth"},
   };
   return models;
 }
@@ -50,6 +52,11 @@ ModelCard default_model_card(const std::string& name) {
     card.std = {0.25f, 0.25f, 0.25f};
     card.labels = fashion_mnist_class_names();
     card.default_layer = "features.17";
+  } else if (name == "inception5h") {
+    card.input_range = 255.0f;
+    card.mean = {117.0f, 117.0f, 117.0f};
+    card.std = {1.0f, 1.0f, 1.0f};
+    card.default_layer = "mixed4c";
   }
   card.source = "built-in default card";
   return card;
@@ -78,6 +85,9 @@ std::vector<std::string> model_search_dirs(const std::string& explicit_dir) {
 
 std::string weights_creation_command(const std::string& name, const std::string& dir) {
   if (name == "fashion_vgg") return "cnnvis train --dataset fashion-mnist --out " + dir + "/fashion_vgg.safetensors";
+  if (name == "inception5h")
+    return "/usr/bin/python3 scripts/export_inception5h.py --pth inception5h.pth --out " + dir +
+           " (inception5h.pth: the lucent project's InceptionV1 state dict, downloaded once by hand)";
   return "/usr/bin/python3 scripts/export_weights.py --model " + name + " --pretrained --out " + dir +
          " (needs internet once; --random --seed 0 instead of --pretrained makes offline random weights)";
 }

@@ -36,12 +36,35 @@ struct DeconvRelu : public torch::autograd::Function<DeconvRelu> {
   }
 };
 
+// Lucid's redirected ReLU (lucid/misc/redirected_relu_grad.py). The gradient is that of a loss to be
+// minimised, so "grad > 0" pushes the input down. Per batch item: when the standard gradient is zero
+// everywhere (the unit is dead for this image), pass the gradient except where it would push an already
+// negative input further down; otherwise keep the standard gradient.
+struct RedirectedRelu : public torch::autograd::Function<RedirectedRelu> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) {
+    ctx->save_for_backward({x});
+    return x.clamp_min(0);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const at::Tensor x = ctx->get_saved_variables()[0];
+    const at::Tensor& g = grad_outputs[0];
+    const at::Tensor zero = at::zeros_like(g);
+    const at::Tensor relu_grad = at::where(x < 0, zero, g);
+    const at::Tensor redirected = at::where(at::logical_and(x < 0, g > 0), zero, g);
+    std::vector<int64_t> shape(static_cast<std::size_t>(g.dim()), 1);
+    shape[0] = g.size(0);
+    const at::Tensor passes = relu_grad.reshape({g.size(0), -1}).abs().amax(1).gt(0).view(shape);
+    return {at::where(passes, relu_grad, redirected)};
+  }
+};
+
 }  // namespace
 
 at::Tensor ReLU::forward(const at::Tensor& x, ForwardState& state) const {
   // Custom rules only matter when a gradient will flow; otherwise use the plain kernel.
   if (!x.requires_grad() || state.relu_mode == ReluMode::standard) return at::relu(x);
   if (state.relu_mode == ReluMode::guided) return GuidedRelu::apply(x);
+  if (state.relu_mode == ReluMode::redirected) return RedirectedRelu::apply(x);
   return DeconvRelu::apply(x);
 }
 

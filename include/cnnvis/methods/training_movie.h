@@ -62,10 +62,17 @@ cv::Mat render_training_curves(const std::vector<TrainCurvePoint>& curve, const 
 // images and the text.
 const std::vector<cv::Vec3b>& movie_palette();
 
+// A palette for frames that look like photographs (feature visualisations, zoom movies): a 6x7x6 colour
+// cube plus four greys; GifWriter dithers to it with a fixed 4x4 Bayer pattern, so still areas do not
+// flicker between frames.
+const std::vector<cv::Vec3b>& image_palette();
+
 class GifWriter {
  public:
   // delay_cs: time per frame in hundredths of a second; the animation loops forever. Throws OutputError.
   GifWriter(const std::string& path, int width, int height, int delay_cs = 25);
+  // The same with image_palette() and ordered dithering (photo_frames) or with movie_palette().
+  GifWriter(const std::string& path, int width, int height, int delay_cs, bool photo_frames);
   ~GifWriter();
   GifWriter(const GifWriter&) = delete;
   GifWriter& operator=(const GifWriter&) = delete;
@@ -80,6 +87,7 @@ class GifWriter {
  private:
   std::string path_;
   int width_, height_, delay_cs_;
+  bool photo_ = false;
   int frames_ = 0;
   std::ofstream out_;
   bool closed_ = false;

@@ -23,7 +23,11 @@ namespace cnnvis {
 //   standard: d/dx = grad * (x > 0)
 //   guided:   grad * (x > 0) * (grad > 0)     (Springenberg et al., guided backpropagation)
 //   deconv:   grad * (grad > 0), ignoring x   (Zeiler & Fergus, deconvnet)
-enum class ReluMode { standard, guided, deconv };
+//   redirected: standard, except for a batch item whose standard gradient at this ReLU is all zero: there
+//             the gradient passes wherever it would not push an already negative input further down
+//             (Lucid's redirected ReLU, used in the first steps of feature visualisation so that a dead
+//             unit still moves the image). The incoming gradient is that of a loss being MINIMISED.
+enum class ReluMode { standard, guided, deconv, redirected };
 ReluMode parse_relu_mode(const std::string& text);
 const char* relu_mode_name(ReluMode mode);
 
