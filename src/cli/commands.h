@@ -17,5 +17,6 @@ void setup_saliency(CLI::App& app);
 void setup_canvases(CLI::App& app);
 void setup_train(CLI::App& app);
 void setup_demo(CLI::App& app);
+void setup_tsne(CLI::App& app);
 
 }  // namespace cnnvis::cli

@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   setup_canvases(app);
   setup_train(app);
   setup_demo(app);
+  setup_tsne(app);
 
   app.parse_complete_callback([&] {
     if (global.quiet) {
