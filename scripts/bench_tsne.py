@@ -13,6 +13,7 @@ import argparse
 import gzip
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -63,23 +64,30 @@ def run_sklearn(x50, threads, seed):
     from sklearn.manifold import TSNE
     kwargs = dict(n_components=2, perplexity=30.0, early_exaggeration=12.0, init="pca", random_state=seed,
                   n_jobs=threads, learning_rate="auto")
+    before = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     emb = TSNE(**kwargs).fit_transform(x50)
-    return time.perf_counter() - t0, emb, sklearn.__version__
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, emb, sklearn.__version__
 
 
 def run_cnnvis(binary, work, threads, seed):
     out = os.path.join(work, "cnnvis_out")
     cmd = [binary, "--threads", str(threads), "-q", "tsne", "--features", os.path.join(work, "x50.npy"), "--labels",
            os.path.join(work, "labels.npy"), "--seed", str(seed), "--out", out]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     with open(os.path.join(out, "tsne.json")) as f:
         meta = json.load(f)["tsne"]
     engine = sum(meta["seconds"].values())
     emb = np.load(os.path.join(out, "tsne_coordinates.npy"))
-    return wall, engine, emb, meta
+    return wall, cpu, engine, emb, meta
 
 
 def main():
@@ -111,18 +119,18 @@ def main():
     env_threads = str(args.threads)
     os.environ["OMP_NUM_THREADS"] = env_threads
     rows = []
-    wall, engine, emb, meta = run_cnnvis(args.cnnvis, args.work, args.threads, args.seed)
+    wall, cpu, engine, emb, meta = run_cnnvis(args.cnnvis, args.work, args.threads, args.seed)
     p, a = quality(x50, y, emb, queries, high_nn)
-    rows.append(("cnnvis", wall, p, a, f"engine {engine:.1f} s, KL {meta['kl']:.3f}, {meta['method']}"))
+    rows.append(("cnnvis", wall, cpu, p, a, f"engine {engine:.1f} s, KL {meta['kl']:.3f}, {meta['method']}"))
     if not args.skip_sklearn:
-        wall_s, emb_s, version = run_sklearn(x50, args.threads, args.seed)
+        wall_s, cpu_s, emb_s, version = run_sklearn(x50, args.threads, args.seed)
         p_s, a_s = quality(x50, y, emb_s, queries, high_nn)
-        rows.append((f"sklearn {version}", wall_s, p_s, a_s, "Barnes-Hut, theta 0.5"))
-    print(f"{'tool':<16} {'time (s)':>9} {'10-NN pres.':>12} {'kNN acc.':>9}  notes")
-    for name, t, p, a, note in rows:
-        print(f"{name:<16} {t:9.1f} {p:12.3f} {a:9.3f}  {note}")
+        rows.append((f"sklearn {version}", wall_s, cpu_s, p_s, a_s, "Barnes-Hut, theta 0.5"))
+    print(f"{'tool':<16} {'wall (s)':>9} {'CPU (s)':>9} {'10-NN pres.':>12} {'kNN acc.':>9}  notes")
+    for name, t, c, p, a, note in rows:
+        print(f"{name:<16} {t:9.1f} {c:9.1f} {p:12.3f} {a:9.3f}  {note}")
     if len(rows) == 2:
-        print(f"time ratio cnnvis / sklearn: {rows[0][1] / rows[1][1]:.3f}")
+        print(f"ratio cnnvis / sklearn: wall {rows[0][1] / rows[1][1]:.3f}, CPU {rows[0][2] / rows[1][2]:.3f}")
     load_avg = os.getloadavg()
     print(f"load average after: {load_avg[0]:.1f} {load_avg[1]:.1f} {load_avg[2]:.1f}")
 

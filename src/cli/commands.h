@@ -18,5 +18,6 @@ void setup_canvases(CLI::App& app);
 void setup_train(CLI::App& app);
 void setup_demo(CLI::App& app);
 void setup_tsne(CLI::App& app);
+void setup_top_patches(CLI::App& app);
 
 }  // namespace cnnvis::cli

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   setup_train(app);
   setup_demo(app);
   setup_tsne(app);
+  setup_top_patches(app);
 
   app.parse_complete_callback([&] {
     if (global.quiet) {

@@ -4,10 +4,13 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <random>
 #include <string>
 
-#include <opencv2/core.hpp>
+#include <fftw3.h>
+
 #include <spdlog/spdlog.h>
 
 #include "cnnvis/core/errors.h"
@@ -33,11 +36,52 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // Potentials are interpolated: charges are spread onto equispaced nodes (p per box and dimension,
 // Lagrange weights), the node-to-node kernel matrix is Toeplitz so its product is a linear convolution
 // done by FFT on a zero-padded grid, and potentials are read back at the points with the same weights.
+// A float buffer from fftwf_malloc (SIMD-aligned, as the plans were made for aligned arrays).
+struct FftBuffer {
+  float* data = nullptr;
+  std::size_t size = 0;
+  FftBuffer() = default;
+  FftBuffer(const FftBuffer&) = delete;
+  FftBuffer& operator=(const FftBuffer&) = delete;
+  ~FftBuffer() { fftwf_free(data); }
+  void resize(std::size_t n) {
+    if (n == size) return;
+    fftwf_free(data);
+    data = fftwf_alloc_real(n);
+    if (!data) throw std::bad_alloc();
+    size = n;
+  }
+  fftwf_complex* complex() { return reinterpret_cast<fftwf_complex*>(data); }
+};
+
+// Real-to-complex and complex-to-real 2-D plans for an m x m grid, made once per size (FFTW_ESTIMATE:
+// no timing runs, so the algorithm and therefore the result is the same every run). Planning is not
+// thread-safe in FFTW; executing a plan on other arrays is.
+struct FftPlans {
+  fftwf_plan forward = nullptr, inverse = nullptr;
+};
+
+const FftPlans& plans_for(int m) {
+  static std::mutex mutex;
+  static std::map<int, FftPlans> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(m);
+  if (it != cache.end()) return it->second;
+  FftBuffer real, spectrum;
+  real.resize(static_cast<std::size_t>(m) * m);
+  spectrum.resize(static_cast<std::size_t>(m) * (m / 2 + 1) * 2);
+  FftPlans plans;
+  plans.forward = fftwf_plan_dft_r2c_2d(m, m, real.data, spectrum.complex(), FFTW_ESTIMATE);
+  plans.inverse = fftwf_plan_dft_c2r_2d(m, m, spectrum.complex(), real.data, FFTW_ESTIMATE);
+  if (!plans.forward || !plans.inverse) throw std::runtime_error("FFTW could not plan a transform");
+  return cache.emplace(m, plans).first->second;
+}
+
 struct FftWorkspace {
   std::vector<double> weights_x, weights_y;  // n x p Lagrange weights
   std::vector<int> box_x, box_y;
   std::vector<int> order, row_start;          // points sorted by box row (stable), start per box row
-  cv::Mat grids[3], kernels[2], spectra[5], potentials[4];
+  FftBuffer grids[3], kernels[2], spectra[5], products[4], potentials[4];
 };
 
 void lagrange_weights(double u, int p, double* w) {
@@ -56,15 +100,14 @@ void lagrange_weights(double u, int p, double* w) {
 }
 
 // Kernel on node offsets (squared when `squared`), wrapped for a linear convolution on the padded grid.
-void fill_kernel(cv::Mat& kernel, int m, int nodes, double spacing, bool squared) {
-  kernel.create(m, m, CV_32F);
-  kernel.setTo(0);
+void fill_kernel(float* kernel, int m, int nodes, double spacing, bool squared) {
+  std::fill(kernel, kernel + static_cast<std::size_t>(m) * m, 0.f);
   for (int r = 0; r < m; ++r) {
     int dy;
     if (r < nodes) dy = r;
     else if (r > m - nodes) dy = r - m;
     else continue;
-    float* row = kernel.ptr<float>(r);
+    float* row = kernel + static_cast<std::size_t>(r) * m;
     for (int c = 0; c < m; ++c) {
       int dx;
       if (c < nodes) dx = c;
@@ -74,6 +117,17 @@ void fill_kernel(cv::Mat& kernel, int m, int nodes, double spacing, bool squared
       const double k = 1.0 / (1.0 + d2);
       row[c] = static_cast<float>(squared ? k * k : k);
     }
+  }
+}
+
+// Even FFT sizes with small prime factors (2, 3, 5, 7) at least n.
+int fft_size(int n) {
+  for (int m = std::max(2, n + (n & 1));; m += 2) {
+    int r = m;
+    for (int f : {2, 3, 5, 7}) {
+      while (r % f == 0) r /= f;
+    }
+    if (r == 1) return m;
   }
 }
 
@@ -97,7 +151,10 @@ double fft_repulsion(const std::vector<double>& y, const FftRepulsionOptions& op
   const double box = span / boxes;
   const int nodes = boxes * p;
   const double spacing = box / p;
-  const int m = cv::getOptimalDFTSize(2 * nodes);
+  const int m = fft_size(2 * nodes);
+  const std::size_t cells = static_cast<std::size_t>(m) * m;
+  const std::size_t spectrum_floats = static_cast<std::size_t>(m) * (m / 2 + 1) * 2;
+  const FftPlans& plans = plans_for(m);
 
   ws.weights_x.resize(static_cast<std::size_t>(n) * p);
   ws.weights_y.resize(static_cast<std::size_t>(n) * p);
@@ -125,9 +182,13 @@ double fft_repulsion(const std::vector<double>& y, const FftRepulsionOptions& op
     for (int i = 0; i < n; ++i) ws.order[fill[ws.box_y[i]]++] = i;
   }
   for (auto& g : ws.grids) {
-    g.create(m, m, CV_32F);
-    g.setTo(0);
+    g.resize(cells);
+    std::fill(g.data, g.data + cells, 0.f);
   }
+  for (auto& b : ws.kernels) b.resize(cells);
+  for (auto& b : ws.potentials) b.resize(cells);
+  for (auto& b : ws.spectra) b.resize(spectrum_floats);
+  for (auto& b : ws.products) b.resize(spectrum_floats);
   parallel_for(boxes, threads, [&](std::size_t begin, std::size_t end) {
     for (std::size_t b = begin; b < end; ++b) {
       for (int o = ws.row_start[b]; o < ws.row_start[b + 1]; ++o) {
@@ -138,7 +199,7 @@ double fft_repulsion(const std::vector<double>& y, const FftRepulsionOptions& op
         const int x0 = ws.box_x[i] * p, y0 = ws.box_y[i] * p;
         for (int a = 0; a < p; ++a) {
           for (int c = 0; c < 3; ++c) {
-            float* row = ws.grids[c].ptr<float>(y0 + a) + x0;
+            float* row = ws.grids[c].data + static_cast<std::size_t>(y0 + a) * m + x0;
             const double f = wy[a] * charges[c];
             for (int t = 0; t < p; ++t) row[t] += static_cast<float>(f * wx[t]);
           }
@@ -151,20 +212,26 @@ double fft_repulsion(const std::vector<double>& y, const FftRepulsionOptions& op
   parallel_for(5, threads, [&](std::size_t begin, std::size_t end) {
     for (std::size_t task = begin; task < end; ++task) {
       if (task < 2) {
-        fill_kernel(ws.kernels[task], m, nodes, spacing, /*squared=*/task == 0);
-        cv::dft(ws.kernels[task], ws.spectra[task], 0);
+        fill_kernel(ws.kernels[task].data, m, nodes, spacing, /*squared=*/task == 0);
+        fftwf_execute_dft_r2c(plans.forward, ws.kernels[task].data, ws.spectra[task].complex());
       } else {
-        cv::dft(ws.grids[task - 2], ws.spectra[task], 0, nodes);
+        fftwf_execute_dft_r2c(plans.forward, ws.grids[task - 2].data, ws.spectra[task].complex());
       }
     }
   });
+  const float norm = 1.f / static_cast<float>(cells);
   parallel_for(4, threads, [&](std::size_t begin, std::size_t end) {
     for (std::size_t task = begin; task < end; ++task) {
-      const cv::Mat& charge = ws.spectra[2 + (task < 3 ? task : 0)];
-      const cv::Mat& kernel = ws.spectra[task < 3 ? 0 : 1];
-      cv::Mat product;
-      cv::mulSpectrums(charge, kernel, product, 0);
-      cv::dft(product, ws.potentials[task], cv::DFT_INVERSE | cv::DFT_SCALE | cv::DFT_REAL_OUTPUT, nodes);
+      const fftwf_complex* charge = ws.spectra[2 + (task < 3 ? task : 0)].complex();
+      const fftwf_complex* kernel = ws.spectra[task < 3 ? 0 : 1].complex();
+      fftwf_complex* product = ws.products[task].complex();
+      for (std::size_t e = 0; e < spectrum_floats / 2; ++e) {
+        const float re = charge[e][0] * kernel[e][0] - charge[e][1] * kernel[e][1];
+        const float im = charge[e][0] * kernel[e][1] + charge[e][1] * kernel[e][0];
+        product[e][0] = re * norm;
+        product[e][1] = im * norm;
+      }
+      fftwf_execute_dft_c2r(plans.inverse, product, ws.potentials[task].data);
     }
   });
   rep.resize(static_cast<std::size_t>(n) * 2);
@@ -177,7 +244,7 @@ double fft_repulsion(const std::vector<double>& y, const FftRepulsionOptions& op
       double phi[4] = {0, 0, 0, 0};
       for (int a = 0; a < p; ++a) {
         for (int c = 0; c < 4; ++c) {
-          const float* row = ws.potentials[c].ptr<float>(y0 + a) + x0;
+          const float* row = ws.potentials[c].data + static_cast<std::size_t>(y0 + a) * m + x0;
           double s = 0;
           for (int t = 0; t < p; ++t) s += wx[t] * row[t];
           phi[c] += wy[a] * s;
@@ -444,7 +511,8 @@ TsneResult run_tsne(const float* data, int rows, int dims, const TsneOptions& op
     perplexity = max_perplexity;
   }
   result.perplexity = perplexity;
-  const int k = std::min(rows - 1, std::max(1, static_cast<int>(std::floor(3.0 * perplexity))));
+  // As scikit-learn: 3 * perplexity neighbours plus one.
+  const int k = std::min(rows - 1, std::max(1, static_cast<int>(std::floor(3.0 * perplexity + 1.0))));
   result.neighbours = k;
 
   t0 = std::chrono::steady_clock::now();

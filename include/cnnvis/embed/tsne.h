@@ -1,6 +1,6 @@
 // t-SNE (van der Maaten & Hinton 2008) written for the project: no Python, no LibTorch.
 //
-// Pipeline: optional PCA to `pca_dims` -> exact k nearest neighbours (k = 3 * perplexity) -> Gaussian
+// Pipeline: optional PCA to `pca_dims` -> exact k nearest neighbours (k = 3 * perplexity + 1) -> Gaussian
 // conditional affinities calibrated to the perplexity by binary search -> symmetric sparse P ->
 // gradient descent with momentum and per-coordinate gains (delta-bar-delta), early exaggeration.
 // Repulsion is exact (O(N^2)) for small N and FFT-interpolated for large N (FIt-SNE, Linderman et al.
