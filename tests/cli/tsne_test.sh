@@ -27,7 +27,7 @@ done
 [[ $(head -1 "$tmp/t/tsne.csv") == "index,x,y,label,label_name,path" ]] || fail "CSV header: $(head -1 "$tmp/t/tsne.csv")"
 [[ $(($(wc -l < "$tmp/t/tsne.csv") - 1)) == 120 ]] || fail "CSV rows: expected 120"
 [[ $(json "$tmp/t/manifest.json" "sum(e['status']=='error' for e in d['inputs'])") == 1 ]] || fail "manifest: one error"
-[[ $(json "$tmp/t/tsne.json" "d['layer'] + ' ' + d['tsne']['method'] + ' ' + str(len(d['points']))") == "gap exact 120" ]] \
+[[ $(json "$tmp/t/tsne.json" "d['layer'] + ' ' + d['tsne']['method'] + ' ' + str(len(d['points']))") == "avgpool exact 120" ]] \
   || fail "tsne.json: layer/method/points"
 # Classes stay together: leave-one-out 5-NN vote of the true labels in 2-D, far above chance (0.1).
 /usr/bin/python3 - "$tmp/t" "$tmp/in/canvases.json" <<'PY' || fail "true classes do not stay together in the map"
