@@ -13,7 +13,9 @@ packages=(
   cmake ninja-build g++ pkg-config ccache
   libtorch-dev libopenblas0           # without OpenBLAS LibTorch falls back to the reference BLAS (~20x slower)
   libopencv-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev zlib1g-dev
+  libfftw3-dev                         # FFTs of the t-SNE repulsion
   python3-torch python3-torchvision python3-numpy   # exporter and parity tests (run with /usr/bin/python3)
+  python3-sklearn                      # t-SNE benchmark against scikit-learn (scripts/bench_tsne.sh)
   dataset-fashion-mnist                # the demo model's training data
   darknet                              # its sample photos are used by the end-to-end tests
 )

@@ -23,5 +23,7 @@ void setup_activation_max(CLI::App& app);
 void setup_deepdream(CLI::App& app);
 void setup_filters(CLI::App& app);
 void setup_activations(CLI::App& app);
+void setup_tsne(CLI::App& app);
+void setup_top_patches(CLI::App& app);
 
 }  // namespace cnnvis::cli

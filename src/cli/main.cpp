@@ -57,6 +57,8 @@ int main(int argc, char** argv) {
   setup_deepdream(app);
   setup_filters(app);
   setup_activations(app);
+  setup_tsne(app);
+  setup_top_patches(app);
 
   app.parse_complete_callback([&] {
     if (global.quiet) {
