@@ -17,5 +17,7 @@ void setup_saliency(CLI::App& app);
 void setup_canvases(CLI::App& app);
 void setup_train(CLI::App& app);
 void setup_demo(CLI::App& app);
+void setup_compare(CLI::App& app);
+void setup_merge_manifests(CLI::App& app);
 
 }  // namespace cnnvis::cli

@@ -51,6 +51,8 @@ int main(int argc, char** argv) {
   setup_canvases(app);
   setup_train(app);
   setup_demo(app);
+  setup_compare(app);
+  setup_merge_manifests(app);
 
   app.parse_complete_callback([&] {
     if (global.quiet) {
