@@ -71,7 +71,7 @@ void add_output_options(CLI::App* app, OutputOptions& options) {
 ModelSession open_model(const ModelOptions& options, bool load_weights) {
   const GlobalOptions& global = global_options();
   ModelSession session;
-  session.runtime = configure_runtime({global.device, global.threads});
+  session.runtime = configure_runtime({global.device, global.threads, !global.fast});
   ModelLoadOptions load;
   load.model = options.model;
   load.weights = options.weights;
@@ -96,6 +96,7 @@ void describe_run(Manifest& manifest, const ModelSession& session, const nlohman
   h["libtorch"] = session.runtime.libtorch_version;
   h["device"] = session.runtime.device;
   h["threads"] = session.runtime.threads;
+  h["deterministic"] = session.runtime.deterministic;
   if (session.model) {
     h["model"] = session.model->card().name;
     h["model_card"] = session.model->card().card_path;
@@ -172,7 +173,7 @@ bool affects_outputs(const std::string& name) {
 nlohmann::json settings_fingerprint(const InputOptions& inputs, Manifest& manifest) {
   nlohmann::json fields = nlohmann::json::object();
   const nlohmann::json& h = manifest.header();
-  for (const char* key : {"command", "version", "model", "weights_sha256", "device"}) {
+  for (const char* key : {"command", "version", "model", "weights_sha256", "device", "deterministic"}) {
     if (h.contains(key)) fields[key] = h[key];
   }
   nlohmann::json options = nlohmann::json::object();

@@ -25,6 +25,7 @@ struct GlobalOptions {
   bool quiet = false;
   std::string device = "auto";
   int threads = 0;
+  bool fast = false;  // --fast: oneDNN convolutions on CPU (faster, not batch-invariant)
   std::vector<std::string> argv;
 };
 GlobalOptions& global_options();

@@ -34,7 +34,7 @@ grep -q "resuming: 5 of 6 inputs already done" "$tmp/r2.err" || fail "resume: $(
 [[ $(mtime "$tmp/r/dog.gradcam.npy") == "$before" ]] || fail "resume rewrote dog.gradcam.npy"
 [[ $(json "$tmp/r/manifest.json" "[e['input'].split('/')[-1] for e in d['inputs']]") == \
    "['broken.jpg', 'dog.jpg', 'eagle.jpg', 'giraffe.jpg', 'horses.jpg', 'kite.jpg']" ]] || fail "resume: entries not in input order"
-[[ $(json "$tmp/r/manifest.json" "d['summary']") == "{'inputs': 6, 'ok': 5, 'error': 1}" ]] || fail "resume: summary"
+[[ $(json "$tmp/r/manifest.json" "d['summary'] == {'inputs': 6, 'ok': 5, 'error': 1}") == True ]] || fail "resume: summary"
 # a deleted output and a changed input are recomputed, nothing else
 rm "$tmp/r/eagle.gradcam.overlay.png"
 touch -d '2001-01-01' "$tmp/in/kite.jpg"
@@ -67,7 +67,7 @@ k1=$(json "$tmp/s1/manifest.json" "' '.join(sorted(e['input'].split('/')[-1] for
 all=$(echo "$k0 $k1" | tr ' ' '\n' | grep -v '^$' | sort | tr '\n' ' ')
 [[ $all == "dog.jpg eagle.jpg giraffe.jpg horses.jpg kite.jpg " ]] || fail "shards do not partition the inputs: [$k0] [$k1]"
 [[ -n $k0 && -n $k1 ]] || fail "a shard is empty (hash split of 5 inputs): [$k0] [$k1]"
-[[ $(json "$tmp/s0/manifest.json" "d['shard']") == "{'index': 0, 'count': 2, 'inputs_in_all_shards': 5}" ]] || fail "shard recorded"
+[[ $(json "$tmp/s0/manifest.json" "d['shard'] == {'index': 0, 'count': 2, 'inputs_in_all_shards': 5}") == True ]] || fail "shard recorded"
 "$cnnvis" -q gradcam "${model[@]}" "$tmp/in" -o "$tmp/bad" --shard 2/2 2> "$tmp/shard.err"
 expect_code 2 $? "--shard 2/2"
 grep -q "I must be below N" "$tmp/shard.err" || fail "--shard message: $(cat "$tmp/shard.err")"
