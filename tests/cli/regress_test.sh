@@ -24,11 +24,16 @@ grep -q "differ" "$tmp/c0.txt" && fail "identical runs reported as differing"
 [[ $(json "$tmp/same/compare/report.json" "all(i['identical'] for i in d['items'] if 'identical' in i)") == True ]] \
   || fail "CPU reruns are not byte-identical"
 
-# A different target: maps differ -> exit 1, each differing output named, diff images written.
-"$cnnvis" -q gradcam "${model[@]}" --target 3 --target 7 "$tmp/in" -o "$tmp/other"
-"$cnnvis" compare "$tmp/golden" "$tmp/other" --report "$tmp/rep" > "$tmp/c1.txt"; expect_code 1 $? "compare other targets"
-grep -q "missing" "$tmp/c1.txt" || fail "outputs of the old targets not reported missing: $(cat "$tmp/c1.txt")"
-grep -q "added" "$tmp/c1.txt" || fail "outputs of the new targets not reported added"
+# A different target: maps differ -> exit 1, each differing output named; a new output -> "added".
+"$cnnvis" -q gradcam "${model[@]}" "$tmp/in" -o "$tmp/top"
+"$cnnvis" -q gradcam "${model[@]}" --target 7 "$tmp/in" -o "$tmp/t7"
+"$cnnvis" compare "$tmp/top" "$tmp/t7" --report "$tmp/rep" > "$tmp/c1.txt"; expect_code 1 $? "compare another target"
+grep -q "dog.jpg \[cam\]" "$tmp/c1.txt" || fail "differing map not named: $(cat "$tmp/c1.txt")"
+grep -q "top class" "$tmp/c1.txt" && fail "predictions reported as changed when only the target changed"
+"$cnnvis" -q gradcam "${model[@]}" --png16 "$tmp/in" -o "$tmp/p16"
+"$cnnvis" compare "$tmp/top" "$tmp/p16" > "$tmp/c1b.txt"; expect_code 1 $? "compare with an added output"
+grep -q "added .*\[map16\]" "$tmp/c1b.txt" || fail "added output not named: $(cat "$tmp/c1b.txt")"
+[[ $(grep -c "differ " "$tmp/c1b.txt") == 0 ]] || fail "--png16 changed other outputs"
 "$cnnvis" -q gradcam "${model[@]}" --top-k 2 --colormap viridis --alpha 0.9 "$tmp/in" -o "$tmp/look"
 "$cnnvis" compare "$tmp/golden" "$tmp/look" --report "$tmp/rep2" > "$tmp/c2.txt"; expect_code 1 $? "compare other colormap"
 grep -q "dog.jpg \[gradcam.c[0-9]*.overlay\]" "$tmp/c2.txt" || fail "differing overlay not named: $(cat "$tmp/c2.txt")"
