@@ -37,14 +37,14 @@ std::string html_escape(const std::string& text) {
 
 namespace {
 
-// A relative file path as a URL path: every byte outside the unreserved set is percent-encoded, '/'
-// separates segments. Keeps odd input names (spaces, '#', '?', unicode) working as links.
+// A relative file path as a URL path: every byte outside the unreserved set and the path-safe "+,=@"
+// is percent-encoded ("gradcam++" stays readable), '/' separates segments. Keeps odd input names (spaces, '#', '?', unicode) working as links.
 std::string url_path(const std::string& path) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : path) {
     if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-        c == '.' || c == '~' || c == '/') {
+        c == '.' || c == '~' || c == '/' || c == '+' || c == ',' || c == '=' || c == '@') {
       out += static_cast<char>(c);
     } else {
       out += '%';
