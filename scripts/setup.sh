@@ -18,6 +18,7 @@ packages=(
   python3-sklearn                      # t-SNE benchmark against scikit-learn (scripts/bench_tsne.sh)
   dataset-fashion-mnist                # the demo model's training data
   darknet                              # its sample photos are used by the end-to-end tests
+  chromium python3-pil                 # index.html is tested by rendering it in headless Chromium
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -27,6 +27,7 @@ void setup_backprop(CLI::App& app) {
   auto* cmd = app.add_subcommand("backprop", "input-gradient images (guided backprop, deconvnet, vanilla gradient)");
   add_model_options(cmd, options->model);
   add_input_options(cmd, options->inputs);
+  options->inputs.resumable = true;  // each input's outputs depend on that input alone
   add_output_options(cmd, options->output);
   cmd->add_option("--mode", options->mode, "guided | deconv | vanilla");
   cmd->add_option("-t,--target", options->target, "class to explain: top, an index, or a class name");

@@ -3,7 +3,6 @@
 // sheets, overlays, raw maps, a summary sheet, manifest.json and index.html.
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +12,7 @@
 #include "cnnvis/core/errors.h"
 #include "cnnvis/io/canvas.h"
 #include "cnnvis/io/colormap.h"
+#include "cnnvis/io/html_index.h"
 #include "cnnvis/io/idx.h"
 #include "cnnvis/io/manifest.h"
 #include "cnnvis/io/render.h"
@@ -54,20 +54,6 @@ cv::Mat normalised(const cv::Mat& map) {
 cv::Mat enlarge(const cv::Mat& image, int scale, int interpolation) {
   cv::Mat out;
   cv::resize(image, out, cv::Size(), scale, scale, interpolation);
-  return out;
-}
-
-std::string html_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
   return out;
 }
 
@@ -137,7 +123,6 @@ void setup_demo(CLI::App& app) {
     std::vector<SheetCell> summary;
     std::vector<int> hits(views.size(), 0);
     int correct = 0;
-    std::string rows;
     for (std::size_t i = 0; i < canvases.size(); ++i) {
       const Canvas& c = canvases[i];
       const Prediction& top = predictions[i].front();
@@ -145,6 +130,7 @@ void setup_demo(CLI::App& app) {
       correct += top.index == c.label;
       ManifestEntry entry;
       entry.input = "inputs/canvas_" + cv::format("%05zu", i) + ".png";
+      entry.outputs.emplace_back("input", entry.input);  // written into the output directory: index.html shows it
       entry.predictions = predictions_json(predictions[i]);
       entry.extra["label"] = c.label;
       entry.extra["class"] = truth;
@@ -173,8 +159,6 @@ void setup_demo(CLI::App& app) {
       sheet.title = truth + " -> " + top.label + cv::format(" %.0f%%", 100 * top.probability);
       write_output_png(manifest, entry, "sheet", stem + ".sheet.png", make_contact_sheet(cells, sheet));
       summary.push_back({cells[1].image, truth + " -> " + top.label});
-      rows += "<tr><td>" + html_escape(truth) + "</td><td>" + html_escape(top.label) + cv::format(" (%.0f%%)", 100 * top.probability) +
-              "</td><td><img src=\"" + stem + ".sheet.png\"></td></tr>\n";
       manifest.add(std::move(entry));
     }
     SheetOptions summary_options;
@@ -188,14 +172,7 @@ void setup_demo(CLI::App& app) {
     manifest.header()["accuracy"] = static_cast<double>(correct) / canvases.size();
     manifest.write();
 
-    std::ofstream html(fs::path(options->out) / "index.html");
-    html << "<!doctype html><html><head><meta charset=\"utf-8\"><title>cnnvis demo</title><style>body{font-family:sans-serif}"
-            "td{padding:4px;vertical-align:middle}img{image-rendering:pixelated}</style></head><body>\n"
-         << "<h1>cnnvis demo: " << html_escape(card.name) << "</h1>\n<p>Accuracy on these canvases: "
-         << correct << "/" << canvases.size() << ". <a href=\"manifest.json\">manifest.json</a></p>\n"
-         << "<p><img src=\"summary.png\"></p>\n<table><tr><th>truth</th><th>prediction</th><th>explanations</th></tr>\n"
-         << rows << "</table></body></html>\n";
-    if (!html) throw OutputError((fs::path(options->out) / "index.html").string() + ": cannot write");
+    write_index_html(options->out);
 
     std::printf("demo: %zu test canvases, %d predicted correctly\n", canvases.size(), correct);
     for (std::size_t v = 0; v < views.size(); ++v) {

@@ -42,6 +42,7 @@ void setup_gradcam(CLI::App& app) {
   auto* cmd = app.add_subcommand("gradcam", "class activation heatmaps: " + join(cam_method_names(), ", ") + ", guided-gradcam");
   add_model_options(cmd, options->model);
   add_input_options(cmd, options->inputs);
+  options->inputs.resumable = true;  // each input's outputs depend on that input alone
   add_output_options(cmd, options->output);
   cmd->add_option("-l,--layer,--layers", options->layers, "layer name(s) or alias(es), comma-separated (default: the card's)")
       ->delimiter(',')

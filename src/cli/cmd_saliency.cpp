@@ -30,6 +30,7 @@ void setup_saliency(CLI::App& app) {
   auto* cmd = app.add_subcommand("saliency", "pixel saliency maps (gradient, SmoothGrad, integrated gradients)");
   add_model_options(cmd, options->model);
   add_input_options(cmd, options->inputs);
+  options->inputs.resumable = true;  // each input's outputs depend on that input alone
   add_output_options(cmd, options->output);
   SaliencyOptions& s = options->saliency;
   cmd->add_option("-t,--target", s.target, "class to explain: top, an index, or a class name");

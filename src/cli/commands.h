@@ -25,5 +25,7 @@ void setup_filters(CLI::App& app);
 void setup_activations(CLI::App& app);
 void setup_tsne(CLI::App& app);
 void setup_top_patches(CLI::App& app);
+void setup_compare(CLI::App& app);
+void setup_merge_manifests(CLI::App& app);
 
 }  // namespace cnnvis::cli

@@ -6,13 +6,19 @@
 #include <cstdio>
 #include <filesystem>
 #include <future>
+#include <map>
+#include <set>
 #include <iostream>
 
 #include <opencv2/imgproc.hpp>
 #include <spdlog/spdlog.h>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/core/sha256.h"
+#include "cnnvis/io/batch.h"
+#include "cnnvis/io/html_index.h"
 #include "cnnvis/io/inputs.h"
+#include "cnnvis/io/manifest.h"
 #include "cnnvis/io/npy.h"
 
 #ifndef CNNVIS_VERSION
@@ -43,6 +49,14 @@ void add_input_options(CLI::App* app, InputOptions& options) {
   app->add_option("--max-pixels", options.max_pixels, "refuse images with more pixels than this (decompression bombs)");
   app->add_option("--fit", options.fit, "how images become the model's input: stretch | center-crop | letterbox")
       ->check(CLI::IsMember({"stretch", "center-crop", "letterbox"}));
+  app->add_option("--shard", options.shard,
+                  "I/N: process only shard I (0-based) of N; the split hashes each input's path below its folder "
+                  "argument, so it does not depend on input order (join the parts with `cnnvis merge-manifests`)");
+  app->add_flag("--no-resume{false}", options.resume,
+                "recompute every input (default: skip inputs whose outputs in --out are complete and were made "
+                "with the same settings)");
+  app->add_flag("--no-html{false}", options.html, "do not write index.html and the input pictures it shows");
+  options.command = app;
 }
 
 void add_output_options(CLI::App* app, OutputOptions& options) {
@@ -57,7 +71,7 @@ void add_output_options(CLI::App* app, OutputOptions& options) {
 ModelSession open_model(const ModelOptions& options, bool load_weights) {
   const GlobalOptions& global = global_options();
   ModelSession session;
-  session.runtime = configure_runtime({global.device, global.threads});
+  session.runtime = configure_runtime({global.device, global.threads, !global.fast});
   ModelLoadOptions load;
   load.model = options.model;
   load.weights = options.weights;
@@ -82,6 +96,7 @@ void describe_run(Manifest& manifest, const ModelSession& session, const nlohman
   h["libtorch"] = session.runtime.libtorch_version;
   h["device"] = session.runtime.device;
   h["threads"] = session.runtime.threads;
+  h["deterministic"] = session.runtime.deterministic;
   if (session.model) {
     h["model"] = session.model->card().name;
     h["model_card"] = session.model->card().card_path;
@@ -98,6 +113,14 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
 
 namespace {
 
+// One input to process: where it is, its key (see InputFile) and its output stem.
+struct Task {
+  std::string path;
+  std::string key;
+  std::string stem;
+  nlohmann::json stamp;
+};
+
 // One batch's inputs, decoded. Heap-allocated so that the items' entry pointers stay valid while the
 // batch moves between threads.
 struct LoadedBatch {
@@ -105,21 +128,24 @@ struct LoadedBatch {
   std::vector<BatchItem> items;
 };
 
-std::unique_ptr<LoadedBatch> load_batch(const std::vector<std::string>& paths, std::size_t first, std::size_t last,
-                                        const ImageLimits& limits, FitMode fit, const ModelCard& card,
-                                        OutputNamer& namer) {
+std::unique_ptr<LoadedBatch> load_batch(const std::vector<Task>& tasks, std::size_t first, std::size_t last,
+                                        const ImageLimits& limits, FitMode fit, const ModelCard& card) {
   auto batch = std::make_unique<LoadedBatch>();
   batch->entries.resize(last - first);
   for (std::size_t i = first; i < last; ++i) {
+    const Task& task = tasks[i];
     ManifestEntry& entry = batch->entries[i - first];
-    entry.input = paths[i];
+    entry.input = task.path;
+    entry.extra["key"] = task.key;
+    entry.extra["stem"] = task.stem;
+    entry.extra["input_file"] = task.stamp;
     const auto start = std::chrono::steady_clock::now();
     try {
       BatchItem item;
-      item.path = paths[i];
-      item.image = load_image(paths[i], limits);
+      item.path = task.path;
+      item.image = load_image(task.path, limits);
       item.input = prepare_model_input(item.image.rgb, card.input_width, card.input_height, fit, &item.region);
-      item.stem = namer.stem_for(paths[i]);
+      item.stem = task.stem;
       item.load_ms = elapsed_ms(start);
       item.entry = &entry;
       entry.timings_ms.emplace_back("load", item.load_ms);
@@ -133,31 +159,137 @@ std::unique_ptr<LoadedBatch> load_batch(const std::vector<std::string>& paths, s
   return batch;
 }
 
+// Options that change how a run goes but never what it writes for an input: they stay out of the
+// settings fingerprint, so that e.g. a different batch size or shard still resumes.
+bool affects_outputs(const std::string& name) {
+  // --weights and --models-dir only say where the weights are: their content is in weights_sha256.
+  static const std::set<std::string> kNeutral = {"--help", "--out", "--batch-size", "--shard", "--no-resume",
+                                                 "--recursive", "--max-pixels", "--weights", "--models-dir"};
+  return kNeutral.count(name) == 0;
+}
+
+// What must be equal for an earlier result to stand: command, tool version, model, weights, device and
+// every output-affecting option value of the subcommand (given or default).
+nlohmann::json settings_fingerprint(const InputOptions& inputs, Manifest& manifest) {
+  nlohmann::json fields = nlohmann::json::object();
+  const nlohmann::json& h = manifest.header();
+  for (const char* key : {"command", "version", "model", "weights_sha256", "device", "deterministic"}) {
+    if (h.contains(key)) fields[key] = h[key];
+  }
+  nlohmann::json options = nlohmann::json::object();
+  if (inputs.command != nullptr) {
+    for (const CLI::Option* opt : inputs.command->get_options()) {
+      if (!opt->nonpositional()) continue;  // the inputs themselves
+      const std::string name = opt->get_name();
+      if (!affects_outputs(name)) continue;
+      options[name] = opt->count() > 0 ? nlohmann::json(opt->results()) : nlohmann::json(opt->get_default_str());
+    }
+  } else if (h.contains("options")) {
+    options = h["options"];
+  }
+  fields["options"] = options;
+  const std::string text = fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return {{"sha256", sha256_hex(text.data(), text.size())}, {"fields", fields}};
+}
+
+// Earlier entries of this output directory made with the same settings, by key; empty when there is
+// no earlier manifest, it is unreadable, or its settings differ (then everything is recomputed).
+std::map<std::string, nlohmann::json> resumable_entries(const std::string& out_dir, const nlohmann::json& fingerprint) {
+  std::map<std::string, nlohmann::json> out;
+  const std::filesystem::path path = std::filesystem::path(out_dir) / "manifest.json";
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return out;
+  nlohmann::json previous;
+  try {
+    previous = read_manifest(path.string());
+  } catch (const InputError& e) {
+    spdlog::warn("{}; not resuming", e.what());
+    return out;
+  }
+  const nlohmann::json old = previous.contains("fingerprint") && previous["fingerprint"].is_object()
+                                 ? previous["fingerprint"].value("sha256", std::string()) : std::string();
+  if (old != fingerprint["sha256"].get<std::string>()) {
+    spdlog::info("{}: earlier results were made with other settings; computing every input", path.string());
+    return out;
+  }
+  for (const auto& e : previous["inputs"]) {
+    if (e.is_object() && e.contains("key") && e["key"].is_string()) out.emplace(e["key"].get<std::string>(), e);
+  }
+  return out;
+}
+
+// A small picture of the input for index.html (JPEG: photos stay small), longest side at most 512.
+void write_input_picture(const Manifest& manifest, BatchItem& item) {
+  const std::string name = item.stem + ".input.jpg";
+  // write_png encodes by extension; OpenCV writes JPEG for ".jpg".
+  write_png((std::filesystem::path(manifest.out_dir()) / name).string(), display_image(item.image.rgb, 512));
+  item.entry->outputs.emplace(item.entry->outputs.begin(), "input", name);
+}
+
 }  // namespace
 
 void run_batches(const InputOptions& inputs, const LoadedModel& model, Manifest& manifest,
                  const std::function<void(std::vector<BatchItem>&)>& process, bool write_manifest) {
-  const std::vector<std::string> paths = collect_inputs(inputs.inputs, inputs.recursive, std::cin);
-  if (paths.empty()) throw UsageError("no input images found in the given arguments");
+  const std::vector<InputFile> files = collect_input_files(inputs.inputs, inputs.recursive, std::cin);
+  if (files.empty()) throw UsageError("no input images found in the given arguments");
+  const Shard shard = parse_shard(inputs.shard.empty() ? "0/1" : inputs.shard);
   const FitMode fit = parse_fit_mode(inputs.fit);
   ImageLimits limits;
   limits.max_pixels = inputs.max_pixels;
   const ModelCard& card = model.card();
-  OutputNamer namer;  // used by the loading thread only, one batch at a time, in input order
-  Progress progress("images", paths.size());
+
+  // Stems come from every input of the run, before sharding, so shards name their outputs alike.
+  std::vector<std::string> keys;
+  for (const auto& f : files) keys.push_back(f.key);
+  const std::vector<std::string> stems = assign_output_stems(keys);
+  const nlohmann::json fingerprint = settings_fingerprint(inputs, manifest);
+  manifest.header()["fingerprint"] = fingerprint;
+  if (!shard.all()) {
+    manifest.header()["shard"] = {{"index", shard.index}, {"count", shard.count}, {"inputs_in_all_shards", files.size()}};
+  }
+  std::map<std::string, nlohmann::json> earlier;
+  if (write_manifest && inputs.resume && inputs.resumable) earlier = resumable_entries(manifest.out_dir(), fingerprint);
+
+  // Entries are added in input order: `done` holds the resumed ones until their turn comes.
+  std::vector<Task> tasks;
+  std::vector<std::pair<std::size_t, ManifestEntry>> done;  // (number of tasks before it, entry)
+  std::size_t selected = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (shard_of(files[i].key, shard.count) != shard.index) continue;
+    ++selected;
+    Task task{files[i].path, files[i].key, stems[i], input_stamp(files[i].path)};
+    auto found = earlier.find(task.key);
+    if (found != earlier.end() && entry_is_complete(found->second, manifest.out_dir(), task.stamp)) {
+      done.emplace_back(tasks.size(), manifest_entry_from_json(found->second));
+    } else {
+      tasks.push_back(std::move(task));
+    }
+  }
+  if (!shard.all()) spdlog::info("shard {}/{}: {} of {} inputs", shard.index, shard.count, selected, files.size());
+  if (!done.empty()) spdlog::info("resuming: {} of {} inputs already done in {}", done.size(), selected, manifest.out_dir());
+  std::size_t next_done = 0;
+  auto add_done_before = [&](std::size_t task_index) {
+    while (next_done < done.size() && done[next_done].first <= task_index) manifest.add(std::move(done[next_done++].second));
+  };
+
+  Progress progress("images", selected, done.size());
   const std::size_t step = static_cast<std::size_t>(inputs.batch_size);
   auto load = [&](std::size_t first) {
-    return load_batch(paths, first, std::min(paths.size(), first + step), limits, fit, card, namer);
+    return load_batch(tasks, first, std::min(tasks.size(), first + step), limits, fit, card);
   };
   // Decoding of the next batch overlaps the compute of this one; at most two batches are in memory.
-  std::future<std::unique_ptr<LoadedBatch>> next = std::async(std::launch::async, load, 0);
-  for (std::size_t first = 0; first < paths.size(); first += step) {
+  std::future<std::unique_ptr<LoadedBatch>> next;
+  if (!tasks.empty()) next = std::async(std::launch::async, load, 0);
+  for (std::size_t first = 0; first < tasks.size(); first += step) {
     std::unique_ptr<LoadedBatch> batch = next.get();
-    if (first + step < paths.size()) next = std::async(std::launch::async, load, first + step);
+    if (first + step < tasks.size()) next = std::async(std::launch::async, load, first + step);
     if (!batch->items.empty()) {
       const auto start = std::chrono::steady_clock::now();
       try {
         process(batch->items);
+        if (write_manifest && inputs.html) {
+          for (auto& item : batch->items) write_input_picture(manifest, item);
+        }
         const double per_image = elapsed_ms(start) / batch->items.size();
         for (auto& item : batch->items) item.entry->timings_ms.emplace_back("compute_and_write", per_image);
       } catch (const UsageError&) {
@@ -175,10 +307,20 @@ void run_batches(const InputOptions& inputs, const LoadedModel& model, Manifest&
         spdlog::error("batch of {} image(s) failed: {}", batch->items.size(), message);
       }
     }
-    for (auto& entry : batch->entries) manifest.add(std::move(entry));
+    for (std::size_t i = 0; i < batch->entries.size(); ++i) {
+      add_done_before(first + i);
+      if (batch->entries[i].status != "ok") progress.add_failed(1);
+      manifest.add(std::move(batch->entries[i]));
+    }
     if (write_manifest) manifest.write();
-    progress.update(std::min(paths.size(), first + step));
+    progress.update(done.size() + std::min(tasks.size(), first + step));
   }
+  add_done_before(tasks.size());
+  if (write_manifest) {
+    manifest.write();
+    if (inputs.html) write_index_html(manifest.out_dir());
+  }
+  if (tasks.empty()) progress.update(selected);  // everything resumed: the bar still shows the count
   progress.finish();
 }
 
@@ -213,25 +355,41 @@ nlohmann::json predictions_json(const std::vector<Prediction>& predictions) {
 
 int batch_exit_code(const Manifest& manifest) { return manifest.error_count() == 0 ? 0 : 1; }
 
-Progress::Progress(std::string what, std::size_t total)
-    : what_(std::move(what)), total_(total), tty_(isatty(STDERR_FILENO) != 0),
-      start_(std::chrono::steady_clock::now()), last_(start_) {}
+Progress::Progress(std::string what, std::size_t total, std::size_t already_done)
+    : what_(std::move(what)), total_(total), already_done_(already_done), done_(already_done),
+      tty_(isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()), last_(start_) {}
+
+namespace {
+std::string duration_text(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e7) return "?";
+  const long s = static_cast<long>(seconds + 0.5);
+  if (s < 60) return std::to_string(s) + "s";
+  if (s < 3600) return std::to_string(s / 60) + "m" + (s % 60 < 10 ? "0" : "") + std::to_string(s % 60) + "s";
+  return std::to_string(s / 3600) + "h" + (s / 60 % 60 < 10 ? "0" : "") + std::to_string(s / 60 % 60) + "m";
+}
+}  // namespace
 
 void Progress::update(std::size_t done) {
+  if (done == done_ && done != total_) return;
+  const bool finished_now = done == total_ && done_ != total_;
   done_ = done;
   if (global_options().quiet) return;
   const auto now = std::chrono::steady_clock::now();
   const double seconds = std::chrono::duration<double>(now - start_).count();
-  const double rate = seconds > 0 ? done / seconds : 0;
-  const double eta = rate > 0 ? (total_ - done) / rate : 0;
+  // Resumed items cost nothing: the rate and the ETA count only the work done by this run.
+  const std::size_t worked = done > already_done_ ? done - already_done_ : 0;
+  const double rate = seconds > 0 ? worked / seconds : 0;
+  const std::string eta = rate > 0 ? duration_text((total_ - done) / rate) : "?";
+  const std::string failed = failed_ > 0 ? ", " + std::to_string(failed_) + " failed" : "";
   if (tty_) {
     const int width = 30;
     const int filled = total_ ? static_cast<int>(width * done / total_) : width;
-    std::fprintf(stderr, "\r[%s%s] %zu/%zu %s  %.1f/s  ETA %.0fs ", std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), done, total_, what_.c_str(), rate, eta);
+    std::fprintf(stderr, "\r[%s%s] %zu/%zu %s%s  %.1f/s  ETA %s  elapsed %s ", std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(), done, total_, what_.c_str(), failed.c_str(), rate, eta.c_str(),
+                 duration_text(seconds).c_str());
     std::fflush(stderr);
-  } else if (std::chrono::duration<double>(now - last_).count() >= 5.0 || done == total_) {
-    spdlog::info("{}/{} {} ({:.1f}/s, ETA {:.0f} s)", done, total_, what_, rate, eta);
+  } else if (std::chrono::duration<double>(now - last_).count() >= 5.0 || finished_now) {
+    spdlog::info("{}/{} {}{} ({:.1f}/s, ETA {}, elapsed {})", done, total_, what_, failed, rate, eta, duration_text(seconds));
     last_ = now;
   }
 }

@@ -25,6 +25,7 @@ struct GlobalOptions {
   bool quiet = false;
   std::string device = "auto";
   int threads = 0;
+  bool fast = false;  // --fast: oneDNN convolutions on CPU (faster, not batch-invariant)
   std::vector<std::string> argv;
 };
 GlobalOptions& global_options();
@@ -44,7 +45,21 @@ struct InputOptions {
   int batch_size = 8;
   std::uint64_t max_pixels = ImageLimits{}.max_pixels;
   std::string fit = "stretch";
+  // Batch-run behaviour (run_batches), set by the options add_input_options registers.
+  std::string shard;      // "I/N": only the inputs of shard I of N (see cnnvis/io/batch.h); "" = all
+  bool resume = true;     // skip inputs whose outputs and manifest entry in the output directory are
+                          // complete and were made with the same settings (--no-resume clears it)
+  // Set by commands whose outputs for an input depend on that input alone (gradcam, backprop,
+  // saliency). Commands that aggregate over all inputs (an embedding, a data-set score) or print
+  // per-input results must see every input and leave it false: they never resume.
+  bool resumable = false;
+  bool html = true;       // write index.html and a small input picture per input next to the manifest
+  // The subcommand whose option values (except those listed in run_batches as not changing outputs)
+  // make the settings fingerprint that decides whether earlier results may be resumed. Set by
+  // add_input_options; without it only the manifest's "options" are fingerprinted.
+  const CLI::App* command = nullptr;
 };
+// Registers the inputs, --recursive, --batch-size, --max-pixels, --fit, --shard, --no-resume, --no-html.
 void add_input_options(CLI::App* app, InputOptions& options);
 
 struct OutputOptions {
@@ -81,6 +96,8 @@ struct BatchItem {
 // that fails to load, or a batch whose processing throws a cnnvis::Error other than UsageError, is
 // recorded as failed in the manifest and the run goes on. UsageError aborts the run. Writes the
 // manifest at the end (and after every batch, so an interrupted run leaves a valid one).
+// With write_manifest it also resumes (inputs.resume), keeps to inputs.shard, records per entry the
+// input's key, output stem and file stamp, and writes index.html at the end (inputs.html).
 void run_batches(const InputOptions& inputs, const LoadedModel& model, Manifest& manifest,
                  const std::function<void(std::vector<BatchItem>&)>& process, bool write_manifest = true);
 
@@ -99,15 +116,20 @@ nlohmann::json predictions_json(const std::vector<Prediction>& predictions);
 int batch_exit_code(const Manifest& manifest);
 
 // Progress on stderr: a bar when stderr is a terminal, periodic log lines otherwise; silent with --quiet.
+// already_done counts work finished before this run (resumed inputs): it shows in the count but not in
+// the rate or the ETA. Failed items are shown when there are any.
 class Progress {
  public:
-  Progress(std::string what, std::size_t total);
+  Progress(std::string what, std::size_t total, std::size_t already_done = 0);
   void update(std::size_t done);
+  void add_failed(std::size_t n) { failed_ += n; }
   void finish();
 
  private:
   std::string what_;
   std::size_t total_;
+  std::size_t already_done_ = 0;
+  std::size_t failed_ = 0;
   std::size_t done_ = 0;
   bool tty_;
   std::chrono::steady_clock::time_point start_, last_;

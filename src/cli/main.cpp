@@ -41,6 +41,9 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", global.quiet, "only errors on stderr");
   app.add_option("--device", global.device, "auto | cpu | cuda | cuda:N (auto = CUDA when available)");
   app.add_option("--threads", global.threads, "CPU threads for LibTorch (0 = all cores)");
+  app.add_flag("--fast", global.fast,
+               "CPU: oneDNN convolutions, faster, but maps then change in the last bits with --batch-size "
+               "(default: batch-invariant kernels, byte-identical maps run after run and across batch sizes)");
 
   setup_models(app);
   setup_layers(app);
@@ -59,6 +62,8 @@ int main(int argc, char** argv) {
   setup_activations(app);
   setup_tsne(app);
   setup_top_patches(app);
+  setup_compare(app);
+  setup_merge_manifests(app);
 
   app.parse_complete_callback([&] {
     if (global.quiet) {

@@ -50,6 +50,12 @@ RuntimeInfo configure_runtime(const RuntimeOptions& options) {
     }
     info.device = "cuda:" + std::to_string(index);
   }
+  // oneDNN picks its convolution kernels by batch size, so an image's maps would depend on which
+  // other images share its batch; the native kernels compute each image on its own.
+  at::globalContext().setUserEnabledMkldnn(!options.deterministic);
+  at::globalContext().setDeterministicCuDNN(options.deterministic);
+  if (options.deterministic) at::globalContext().setBenchmarkCuDNN(false);
+  info.deterministic = options.deterministic;
   spdlog::debug("runtime: device {}, {} threads, LibTorch {}", info.device, info.threads, info.libtorch_version);
   return info;
 }

@@ -80,11 +80,21 @@ bool has_image_extension(const std::string& path) {
   return kExtensions.count(to_lower(p.extension().string())) != 0;
 }
 
-std::vector<std::string> collect_inputs(const std::vector<std::string>& args, bool recursive, std::istream& in) {
-  std::vector<std::string> out;
-  std::set<std::string> seen;  // lexically normalised, so "a.jpg" and "./a.jpg" count once
-  auto add = [&](const std::string& path) {
-    if (seen.insert(fs::path(path).lexically_normal().string()).second) out.push_back(path);
+std::vector<InputFile> collect_input_files(const std::vector<std::string>& args, bool recursive, std::istream& in) {
+  std::vector<InputFile> out;
+  // Absolute and lexically normalised, so "a.jpg", "./a.jpg" and "/cwd/a.jpg" count once.
+  std::set<std::string> seen;
+  std::set<std::string> keys;
+  auto add = [&](const std::string& path, std::string key) {
+    const std::string normal = fs::path(path).lexically_normal().string();
+    std::error_code ec;
+    const fs::path absolute = fs::absolute(path, ec);
+    if (!seen.insert(ec ? normal : absolute.lexically_normal().string()).second) return;
+    if (!keys.insert(key).second) {
+      key = normal;
+      for (int n = 2; !keys.insert(key).second; ++n) key = normal + "#" + std::to_string(n);
+    }
+    out.push_back({path, std::move(key)});
   };
   bool stdin_read = false;
   for (const std::string& arg : args) {
@@ -95,17 +105,31 @@ std::vector<std::string> collect_inputs(const std::vector<std::string>& args, bo
       while (std::getline(in, line)) {
         if (!line.empty() && line.back() == '\r') line.pop_back();  // lists written on Windows
         if (line.find_first_not_of(" \t") == std::string::npos) continue;
-        add(line);
+        add(line, fs::path(line).lexically_normal().string());
       }
       continue;
     }
     std::error_code ec;
     if (fs::is_directory(arg, ec)) {
-      for (const std::string& path : expand_directory(arg, recursive)) add(path);
+      // The directory's own name keeps "a/x.jpg" and "b/x.jpg" apart when two folders are given.
+      const fs::path dir = fs::path(arg).lexically_normal();
+      fs::path name = dir.filename();
+      if (name.empty()) name = dir.parent_path().filename();  // "photos/" -> "photos"
+      if (name == "." || name == "..") name.clear();
+      for (const std::string& path : expand_directory(arg, recursive)) {
+        const fs::path below = fs::path(path).lexically_relative(arg);
+        add(path, (name / below).lexically_normal().string());
+      }
     } else {
-      add(arg);  // kept even when missing: the run reports it as a failed input
+      add(arg, fs::path(arg).lexically_normal().string());  // kept even when missing: reported as failed
     }
   }
+  return out;
+}
+
+std::vector<std::string> collect_inputs(const std::vector<std::string>& args, bool recursive, std::istream& in) {
+  std::vector<std::string> out;
+  for (auto& file : collect_input_files(args, recursive, in)) out.push_back(std::move(file.path));
   return out;
 }
 

@@ -78,6 +78,37 @@ nlohmann::json Manifest::to_json() const {
   return j;
 }
 
+ManifestEntry manifest_entry_from_json(const nlohmann::json& item) {
+  ManifestEntry e;
+  if (!item.is_object()) return e;
+  for (auto it = item.begin(); it != item.end(); ++it) {
+    const std::string& key = it.key();
+    const nlohmann::json& v = it.value();
+    if (key == "input") {
+      if (v.is_string()) e.input = v.get<std::string>();
+    } else if (key == "status") {
+      if (v.is_string()) e.status = v.get<std::string>();
+    } else if (key == "error") {
+      if (v.is_string()) e.error = v.get<std::string>();
+    } else if (key == "outputs") {
+      if (!v.is_object()) continue;
+      for (auto o = v.begin(); o != v.end(); ++o) {
+        if (o.value().is_string()) e.outputs.emplace_back(o.key(), o.value().get<std::string>());
+      }
+    } else if (key == "predictions") {
+      e.predictions = v;
+    } else if (key == "timings_ms") {
+      if (!v.is_object()) continue;
+      for (auto t = v.begin(); t != v.end(); ++t) {
+        if (t.value().is_number()) e.timings_ms.emplace_back(t.key(), t.value().get<double>());
+      }
+    } else {
+      e.extra[key] = v;
+    }
+  }
+  return e;
+}
+
 void Manifest::write() const {
   write_text_atomically((fs::path(out_dir_) / "manifest.json").string(), dump_json(to_json()));
 }

@@ -55,6 +55,10 @@ class Manifest {
   std::vector<ManifestEntry> entries_;
 };
 
+// The inverse of one element of to_json()["inputs"]: core fields back into their members, every other
+// field into extra. Lets a resumed or merged run carry entries of an earlier manifest unchanged.
+ManifestEntry manifest_entry_from_json(const nlohmann::json& item);
+
 // Reads a manifest.json; throws InputError naming the file and the problem.
 nlohmann::json read_manifest(const std::string& path);
 
