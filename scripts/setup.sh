@@ -16,6 +16,7 @@ packages=(
   python3-torch python3-torchvision python3-numpy   # exporter and parity tests (run with /usr/bin/python3)
   dataset-fashion-mnist                # the demo model's training data
   darknet                              # its sample photos are used by the end-to-end tests
+  clang libclang-rt-14-dev python3-pil # fuzzing (libFuzzer) and the bad-input images (scripts/fuzz.sh, tests/cli)
 )
 missing=()
 for p in "${packages[@]}"; do
