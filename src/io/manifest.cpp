@@ -88,6 +88,9 @@ nlohmann::json parse_manifest(const std::string& text, const std::string& name) 
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw InputError(name + ": not valid JSON (at byte " + std::to_string(e.byte) + ")");
+  } catch (const nlohmann::json::out_of_range&) {
+    // nlohmann throws this (not parse_error) for a number beyond double's range, e.g. 1e999.
+    throw InputError(name + ": not valid JSON (a number is out of range)");
   }
   if (!j.is_object()) throw InputError(name + ": not a manifest (expected a JSON object)");
   if (!j.contains("inputs") || !j["inputs"].is_array()) throw InputError(name + ": not a manifest (no 'inputs' list)");

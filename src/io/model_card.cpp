@@ -194,6 +194,9 @@ ModelCard parse_model_card(const std::string& text, const std::string& name) {
     line_and_column(text, e.byte > 0 ? e.byte - 1 : 0, &line, &column);
     throw ModelCardError(name + ": not valid JSON (line " + std::to_string(line) + ", column " +
                          std::to_string(column) + ")");
+  } catch (const json::out_of_range&) {
+    // nlohmann throws this (not parse_error) for a number beyond double's range, e.g. 1e999.
+    throw ModelCardError(name + ": not valid JSON (a number is out of range)");
   }
   return model_card_from_json(j, name);
 }
