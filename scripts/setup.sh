@@ -18,7 +18,8 @@ packages=(
   python3-sklearn                      # t-SNE benchmark against scikit-learn (scripts/bench_tsne.sh)
   dataset-fashion-mnist                # the demo model's training data
   darknet                              # its sample photos are used by the end-to-end tests
-  chromium python3-pil                 # index.html is tested by rendering it in headless Chromium
+  chromium                             # index.html is tested by rendering it in headless Chromium
+  clang libclang-rt-14-dev python3-pil # fuzzing (libFuzzer) and the bad-input images (scripts/fuzz.sh, tests/cli)
 )
 missing=()
 for p in "${packages[@]}"; do

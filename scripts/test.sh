@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Runs every test: sets up first (idempotent, quick when everything is there), then ctest.
+# Runs every test: sets up first (idempotent, quick when everything is there), then ctest, then the
+# reliability checks: the whole suite again under ASan + UBSan (scripts/sanitize.sh) and a short run of
+# every fuzz target (scripts/fuzz.sh). CNNVIS_SANITIZE=0 or CNNVIS_FUZZ_SECONDS=0 leave those out.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
-cd build
 # LibTorch's OpenMP threads spin while waiting; with tests running side by side on two cores that
 # spinning made runs 4-5x slower. Passive waiting keeps parallel tests from starving each other.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-ctest --output-on-failure -j "${CNNVIS_TEST_JOBS:-2}" --timeout 1200
+(cd build && ctest --output-on-failure -j "${CNNVIS_TEST_JOBS:-2}" --timeout 1200)
+if [[ ${CNNVIS_SANITIZE:-1} != 0 ]]; then
+  bash scripts/sanitize.sh
+fi
+if [[ ${CNNVIS_FUZZ_SECONDS:-20} != 0 ]]; then
+  bash scripts/fuzz.sh "${CNNVIS_FUZZ_SECONDS:-20}"
+fi

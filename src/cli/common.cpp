@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <future>
@@ -13,10 +15,12 @@
 #include <opencv2/imgproc.hpp>
 #include <spdlog/spdlog.h>
 
+#include "cnnvis/core/batch_retry.h"
 #include "cnnvis/core/errors.h"
 #include "cnnvis/core/sha256.h"
 #include "cnnvis/io/batch.h"
 #include "cnnvis/io/html_index.h"
+#include "cnnvis/core/runtime.h"
 #include "cnnvis/io/inputs.h"
 #include "cnnvis/io/manifest.h"
 #include "cnnvis/io/npy.h"
@@ -226,6 +230,53 @@ void write_input_picture(const Manifest& manifest, BatchItem& item) {
   item.entry->outputs.emplace(item.entry->outputs.begin(), "input", name);
 }
 
+// Test hook: with CNNVIS_TEST_OOM_ABOVE=N in the environment, any chunk of more than N images fails as
+// if the device had run out of memory. Lets the end-to-end tests exercise the retry path without a GPU.
+std::size_t injected_oom_limit() {
+  const char* text = std::getenv("CNNVIS_TEST_OOM_ABOVE");
+  if (text == nullptr || *text == '\0') return 0;
+  return static_cast<std::size_t>(std::strtoull(text, nullptr, 10));
+}
+
+// Runs process on the batch; when the device runs out of memory, on halves of it, and so on down to
+// one image. Returns the chunk size that worked, for the next batch.
+// done[i] is set once items[i] is finished, so that a later failure in the same batch keeps its results.
+std::size_t process_with_retry(std::vector<BatchItem>& items, std::size_t max_chunk,
+                               const std::function<void(std::vector<BatchItem>&)>& process, std::vector<char>& done) {
+  const std::size_t oom_above = injected_oom_limit();
+  return run_with_batch_halving(
+      items.size(), max_chunk,
+      [&](std::size_t first, std::size_t last) {
+        if (oom_above > 0 && last - first > oom_above) {
+          throw OutOfMemoryError("injected out-of-memory for a chunk of " + std::to_string(last - first) + " images");
+        }
+        if (first == 0 && last == items.size()) {
+          translate_out_of_memory([&] { process(items); });
+        } else {
+          std::vector<BatchItem> chunk(std::make_move_iterator(items.begin() + first),
+                                       std::make_move_iterator(items.begin() + last));
+          struct MoveBack {
+            std::vector<BatchItem>& chunk;
+            std::vector<BatchItem>& items;
+            std::size_t first;
+            ~MoveBack() { std::move(chunk.begin(), chunk.end(), items.begin() + first); }
+          } move_back{chunk, items, first};
+          translate_out_of_memory([&] { process(chunk); });
+        }
+        std::fill(done.begin() + first, done.begin() + last, 1);
+      },
+      [&](std::size_t failed_size, std::size_t new_size, const std::string& message) {
+        spdlog::warn("out of memory on a batch of {} image(s); retrying in batches of {} ({})", failed_size, new_size,
+                     message);
+        // Whatever the failed attempt recorded is discarded; the retry writes it again.
+        for (std::size_t i = 0; i < items.size(); ++i) {
+          if (done[i]) continue;
+          items[i].entry->outputs.clear();
+          items[i].entry->predictions = nlohmann::json::array();
+        }
+      });
+}
+
 }  // namespace
 
 void run_batches(const InputOptions& inputs, const LoadedModel& model, Manifest& manifest,
@@ -277,6 +328,7 @@ void run_batches(const InputOptions& inputs, const LoadedModel& model, Manifest&
   auto load = [&](std::size_t first) {
     return load_batch(tasks, first, std::min(tasks.size(), first + step), limits, fit, card);
   };
+  std::size_t chunk = step;  // shrinks for good when the device runs out of memory
   // Decoding of the next batch overlaps the compute of this one; at most two batches are in memory.
   std::future<std::unique_ptr<LoadedBatch>> next;
   if (!tasks.empty()) next = std::async(std::launch::async, load, 0);
@@ -285,8 +337,9 @@ void run_batches(const InputOptions& inputs, const LoadedModel& model, Manifest&
     if (first + step < tasks.size()) next = std::async(std::launch::async, load, first + step);
     if (!batch->items.empty()) {
       const auto start = std::chrono::steady_clock::now();
+      std::vector<char> finished(batch->items.size(), 0);
       try {
-        process(batch->items);
+        chunk = process_with_retry(batch->items, chunk, process, finished);
         if (write_manifest && inputs.html) {
           for (auto& item : batch->items) write_input_picture(manifest, item);
         }
@@ -295,16 +348,25 @@ void run_batches(const InputOptions& inputs, const LoadedModel& model, Manifest&
       } catch (const UsageError&) {
         if (next.valid()) next.wait();
         throw;
+      } catch (const OutputError&) {
+        // The output directory stopped taking files (disk full, removed, file size limit): every later
+        // input would fail the same way, so the run stops with this one message.
+        if (next.valid()) next.wait();
+        throw;
       } catch (const std::exception& e) {
-        // A library error, or LibTorch failing on this batch (e.g. out of memory): record it per input
-        // and go on with the next batch. Only the first line of a LibTorch message is kept.
+        // A library error, or LibTorch failing on this batch (e.g. out of memory even for one image):
+        // record it per input and go on with the next batch. Only the first line of a LibTorch message
+        // is kept. Inputs of the batch that were finished before the failure keep their results.
         std::string message = e.what();
         if (auto nl = message.find('\n'); nl != std::string::npos) message.resize(nl);
-        for (auto& item : batch->items) {
-          item.entry->status = "error";
-          item.entry->error = item.path + ": " + message;
+        std::size_t failed = 0;
+        for (std::size_t i = 0; i < batch->items.size(); ++i) {
+          if (finished[i]) continue;
+          batch->items[i].entry->status = "error";
+          batch->items[i].entry->error = batch->items[i].path + ": " + message;
+          ++failed;
         }
-        spdlog::error("batch of {} image(s) failed: {}", batch->items.size(), message);
+        spdlog::error("batch of {} image(s) failed: {}", failed, message);
       }
     }
     for (std::size_t i = 0; i < batch->entries.size(); ++i) {

@@ -94,8 +94,10 @@ struct BatchItem {
 
 // Loads inputs batch by batch and calls process on each batch of successfully decoded images. An input
 // that fails to load, or a batch whose processing throws a cnnvis::Error other than UsageError, is
-// recorded as failed in the manifest and the run goes on. UsageError aborts the run. Writes the
-// manifest at the end (and after every batch, so an interrupted run leaves a valid one).
+// recorded as failed in the manifest and the run goes on. UsageError and OutputError abort the run. Writes the
+// manifest at the end (and after every batch, so an interrupted run leaves a valid one). When the
+// device runs out of memory, the batch is retried in halves (and later batches stay at the size that
+// worked), with a warning.
 // With write_manifest it also resumes (inputs.resume), keeps to inputs.shard, records per entry the
 // input's key, output stem and file stamp, and writes index.html at the end (inputs.html).
 void run_batches(const InputOptions& inputs, const LoadedModel& model, Manifest& manifest,

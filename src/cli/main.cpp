@@ -78,8 +78,24 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // Same shape as every other error: one line on stderr, exit code 2.
+    std::string message = e.what();
+    if (app.get_subcommands().empty()) {
+      // CLI11 only says that a subcommand is required; name the word that is not one.
+      for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--device" || arg == "--threads") {
+          ++i;
+        } else if (!arg.empty() && arg[0] != '-') {
+          message = "unknown command '" + arg + "'";
+          break;
+        }
+      }
+    }
+    if (auto nl = message.find('\n'); nl != std::string::npos) message.resize(nl);
+    spdlog::error("{} (see --help)", message);
+    return 2;
   } catch (const UsageError& e) {
     spdlog::error("{}", e.what());
     return 2;

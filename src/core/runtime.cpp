@@ -1,5 +1,6 @@
 #include "cnnvis/core/runtime.h"
 
+#include <new>
 #include <regex>
 #include <thread>
 
@@ -14,6 +15,25 @@
 namespace cnnvis {
 
 std::string libtorch_version() { return TORCH_VERSION; }
+
+void translate_out_of_memory(const std::function<void()>& work) {
+  try {
+    work();
+  } catch (const c10::OutOfMemoryError& e) {
+    std::string message = e.what();
+    if (auto nl = message.find('\n'); nl != std::string::npos) message.resize(nl);
+    throw OutOfMemoryError(message);
+  } catch (const c10::Error& e) {
+    // LibTorch's CPU allocator reports failure as a plain c10::Error ("DefaultCPUAllocator: can't
+    // allocate memory" in 1.13, "not enough memory" in 2.x).
+    std::string message = e.what();
+    if (auto nl = message.find('\n'); nl != std::string::npos) message.resize(nl);
+    if (message.find("DefaultCPUAllocator") != std::string::npos) throw OutOfMemoryError(message);
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemoryError("out of memory (allocation failed)");
+  }
+}
 
 void seed_everything(unsigned long long seed) {
   at::manual_seed(seed);  // seeds CPU and, when present, every CUDA generator

@@ -172,6 +172,11 @@ IdxArray parse_idx(const std::uint8_t* data, std::size_t size, const std::string
   return array;
 }
 
+IdxArray parse_idx_gzip(const std::uint8_t* data, std::size_t size, const std::string& name) {
+  const std::vector<std::uint8_t> inflated = gunzip(std::vector<std::uint8_t>(data, data + size), name);
+  return parse_idx(inflated.data(), inflated.size(), name);
+}
+
 IdxArray read_idx(const std::string& path) {
   std::vector<std::uint8_t> bytes = read_file_bytes(path);
   if (ends_with(path, ".gz")) bytes = gunzip(bytes, path);

@@ -4,6 +4,7 @@
 #include "cnnvis/io/image_io.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -20,6 +21,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/io/files.h"
 
 namespace cnnvis {
 namespace {
@@ -115,6 +117,30 @@ cv::Mat resize_to(const cv::Mat& image, cv::Size size) {
   return out;
 }
 
+// Encodes in memory and writes through files.h, because cv::imwrite does not report every failed write
+// (a full disk can leave a truncated PNG behind and still return true).
+void encode_and_write(const std::string& path, const cv::Mat& image) {
+  // The file name picks the format: PNG for everything cnnvis writes, except the small JPEG copies of
+  // the inputs that index.html shows (photos stay small as JPEG).
+  std::string ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const bool jpeg = ext == ".jpg" || ext == ".jpeg";
+  std::vector<std::uint8_t> png;
+  bool ok = false;
+  try {
+    ok = jpeg ? cv::imencode(".jpg", image, png, {cv::IMWRITE_JPEG_QUALITY, 90}) : cv::imencode(".png", image, png);
+  } catch (const cv::Exception&) {
+    ok = false;
+  }
+  if (!ok) throw OutputError(fmt::format("{}: cannot encode PNG", path));
+  const fs::path parent = fs::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty() && !fs::is_directory(parent, ec)) {
+    throw OutputError(fmt::format("{}: cannot write PNG (no such directory)", path));
+  }
+  write_bytes_atomically(path, png.data(), png.size());
+}
+
 }  // namespace
 
 LoadedImage decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name, const ImageLimits& limits) {
@@ -190,6 +216,11 @@ LoadedImage load_image(const std::string& path, const ImageLimits& limits) {
     throw InputError(fmt::format("{}: no such file", path));
   }
   if (fs::is_directory(status)) throw InputError(fmt::format("{}: is a directory", path));
+  // Devices (/dev/zero, /dev/urandom) would be read up to the size limit for nothing. Pipes stay
+  // allowed: process substitution (<(curl ...)) hands over a pipe.
+  if (fs::is_character_file(status) || fs::is_block_file(status) || fs::is_socket(status)) {
+    throw InputError(fmt::format("{}: not a regular file (a device or socket)", path));
+  }
 
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
@@ -349,20 +380,7 @@ void write_png(const std::string& path, const cv::Mat& image) {
     default:
       throw OutputError(fmt::format("{}: cannot write PNG ({} channels)", path, image.channels()));
   }
-  bool ok = false;
-  try {
-    ok = cv::imwrite(path, bgr);
-  } catch (const cv::Exception&) {
-    ok = false;
-  }
-  if (!ok) {
-    const fs::path parent = fs::path(path).parent_path();
-    std::error_code ec;
-    if (!parent.empty() && !fs::is_directory(parent, ec)) {
-      throw OutputError(fmt::format("{}: cannot write PNG (no such directory)", path));
-    }
-    throw OutputError(fmt::format("{}: cannot write PNG", path));
-  }
+  encode_and_write(path, bgr);
 }
 
 void write_png16(const std::string& path, const cv::Mat& map01) {
@@ -374,13 +392,7 @@ void write_png16(const std::string& path, const cv::Mat& map01) {
   cv::patchNaNs(unit, 0.0);
   cv::Mat map16;
   unit.convertTo(map16, CV_16U, 65535.0);  // saturates outside [0, 1], rounds to nearest
-  bool ok = false;
-  try {
-    ok = cv::imwrite(path, map16);
-  } catch (const cv::Exception&) {
-    ok = false;
-  }
-  if (!ok) throw OutputError(fmt::format("{}: cannot write PNG", path));
+  encode_and_write(path, map16);
 }
 
 }  // namespace cnnvis

@@ -113,6 +113,21 @@ void Manifest::write() const {
   write_text_atomically((fs::path(out_dir_) / "manifest.json").string(), dump_json(to_json()));
 }
 
+nlohmann::json parse_manifest(const std::string& text, const std::string& name) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(name + ": not valid JSON (at byte " + std::to_string(e.byte) + ")");
+  } catch (const nlohmann::json::out_of_range&) {
+    // nlohmann throws this (not parse_error) for a number beyond double's range, e.g. 1e999.
+    throw InputError(name + ": not valid JSON (a number is out of range)");
+  }
+  if (!j.is_object()) throw InputError(name + ": not a manifest (expected a JSON object)");
+  if (!j.contains("inputs") || !j["inputs"].is_array()) throw InputError(name + ": not a manifest (no 'inputs' list)");
+  return j;
+}
+
 nlohmann::json read_manifest(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) throw InputError(path + ": is a directory, not a manifest");
@@ -120,15 +135,7 @@ nlohmann::json read_manifest(const std::string& path) {
   if (!in) throw InputError(path + ": cannot read (" + std::strerror(errno) + ")");
   std::ostringstream buffer;
   buffer << in.rdbuf();
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(buffer.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(path + ": not valid JSON (at byte " + std::to_string(e.byte) + ")");
-  }
-  if (!j.is_object()) throw InputError(path + ": not a manifest (expected a JSON object)");
-  if (!j.contains("inputs") || !j["inputs"].is_array()) throw InputError(path + ": not a manifest (no 'inputs' list)");
-  return j;
+  return parse_manifest(buffer.str(), path);
 }
 
 void ensure_output_dir(const std::string& dir) {

@@ -184,14 +184,7 @@ ModelCard model_card_from_json(const json& j, const std::string& source_name) {
   return card;
 }
 
-ModelCard read_model_card(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw ModelCardError(path + ": is a directory, not a model card");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ModelCardError(path + ": cannot read model card (" + std::strerror(errno) + ")");
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  const std::string text = buffer.str();
+ModelCard parse_model_card(const std::string& text, const std::string& name) {
   json j;
   try {
     j = json::parse(text);
@@ -199,10 +192,23 @@ ModelCard read_model_card(const std::string& path) {
     // e.byte is one past the character that failed.
     std::size_t line = 0, column = 0;
     line_and_column(text, e.byte > 0 ? e.byte - 1 : 0, &line, &column);
-    throw ModelCardError(path + ": not valid JSON (line " + std::to_string(line) + ", column " +
+    throw ModelCardError(name + ": not valid JSON (line " + std::to_string(line) + ", column " +
                          std::to_string(column) + ")");
+  } catch (const json::out_of_range&) {
+    // nlohmann throws this (not parse_error) for a number beyond double's range, e.g. 1e999.
+    throw ModelCardError(name + ": not valid JSON (a number is out of range)");
   }
-  ModelCard card = model_card_from_json(j, path);
+  return model_card_from_json(j, name);
+}
+
+ModelCard read_model_card(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw ModelCardError(path + ": is a directory, not a model card");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ModelCardError(path + ": cannot read model card (" + std::strerror(errno) + ")");
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  ModelCard card = parse_model_card(buffer.str(), path);
   card.card_path = path;
   return card;
 }

@@ -230,6 +230,9 @@ SafetensorsHeader parse_safetensors(const std::uint8_t* data, std::size_t size, 
       root = json::parse(begin, end, std::ref(guard));
     } catch (const json::parse_error& e) {
       fail(name, "header is not valid JSON (at byte " + std::to_string(e.byte) + " of the header)");
+    } catch (const json::out_of_range&) {
+      // nlohmann throws this (not parse_error) for a number beyond double's range, e.g. 1e999.
+      fail(name, "header is not valid JSON (a number is out of range)");
     }
   }
   if (!root.is_object()) fail(name, "header is not a JSON object");

@@ -312,6 +312,7 @@ TEST_F(ImageIo, ClearMessagesForFilesThatAreNotImages) {
   EXPECT_EQ(message_of(missing), missing + ": no such file");
 
   EXPECT_EQ(message_of(dir_.string()), dir_.string() + ": is a directory");
+  EXPECT_EQ(message_of("/dev/zero"), "/dev/zero: not a regular file (a device or socket)");
 
   Bytes gif = {'G', 'I', 'F', '8', '9', 'a', 2, 0, 2, 0, 0, 0, 0, ';'};
   const std::string g = write_bytes("tiny.gif", gif);

@@ -50,4 +50,11 @@ class DeviceError : public Error {
   using Error::Error;
 };
 
+// The compute device (CUDA, or host memory for CPU tensors) could not allocate what one batch needs.
+// Batch runners catch it and retry with smaller batches (core/batch_retry.h).
+class OutOfMemoryError : public DeviceError {
+ public:
+  using DeviceError::DeviceError;
+};
+
 }  // namespace cnnvis

@@ -1,6 +1,7 @@
 // Process-wide compute settings: device choice and thread count. Torch-free interface.
 #pragma once
 
+#include <functional>
 #include <string>
 
 namespace cnnvis {
@@ -28,6 +29,11 @@ struct RuntimeInfo {
 RuntimeInfo configure_runtime(const RuntimeOptions& options);
 
 std::string libtorch_version();
+
+// Runs work and turns LibTorch's out-of-memory failures (CUDA OOM, the CPU allocator giving up) and
+// std::bad_alloc into cnnvis::OutOfMemoryError, so that torch-free callers can retry with smaller
+// batches. Other exceptions pass through unchanged.
+void translate_out_of_memory(const std::function<void()>& work);
 
 // Seeds LibTorch's CPU and CUDA generators.
 void seed_everything(unsigned long long seed);

@@ -18,6 +18,8 @@ struct IdxArray {
 // "<path>: <problem>".
 IdxArray read_idx(const std::string& path);
 IdxArray parse_idx(const std::uint8_t* data, std::size_t size, const std::string& name);
+// Gunzips (at most 1 GiB) and parses; what read_idx does for a ".gz" name.
+IdxArray parse_idx_gzip(const std::uint8_t* data, std::size_t size, const std::string& name);
 
 // Default location of Debian's dataset-fashion-mnist package.
 constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";

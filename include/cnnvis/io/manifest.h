@@ -61,6 +61,8 @@ ManifestEntry manifest_entry_from_json(const nlohmann::json& item);
 
 // Reads a manifest.json; throws InputError naming the file and the problem.
 nlohmann::json read_manifest(const std::string& path);
+// The same from the manifest's text; `name` is used in messages (the fuzz target calls this).
+nlohmann::json parse_manifest(const std::string& text, const std::string& name);
 
 // Creates the output directory (and parents) and checks that it is writable; throws OutputError.
 void ensure_output_dir(const std::string& dir);

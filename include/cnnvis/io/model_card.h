@@ -55,6 +55,8 @@ struct ModelCard {
 
 // Throws ModelCardError naming the file and the field.
 ModelCard read_model_card(const std::string& path);
+// The same from the card's text; `name` is used in messages (the fuzz target calls this).
+ModelCard parse_model_card(const std::string& text, const std::string& name);
 ModelCard model_card_from_json(const nlohmann::json& json, const std::string& source_name);
 nlohmann::json model_card_to_json(const ModelCard& card);
 void write_model_card(const ModelCard& card, const std::string& path);  // throws OutputError

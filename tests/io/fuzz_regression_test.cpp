@@ -1,0 +1,64 @@
+// Inputs the fuzz targets (tests/fuzz) found to crash a reader, kept as regression tests. Each must now
+// end in the reader's typed error. The byte strings are the fuzzer's crash files, verbatim.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cnnvis/core/errors.h"
+#include "cnnvis/io/manifest.h"
+#include "cnnvis/io/model_card.h"
+#include "cnnvis/io/safetensors.h"
+
+namespace cnnvis {
+namespace {
+
+// fuzz_manifest: a number beyond double's range made nlohmann throw out_of_range, not parse_error,
+// and the exception escaped the reader.
+TEST(FuzzRegression, ManifestWithAHugeNumber) {
+  const std::string crash(
+      "2111111111100000000000000E800156932\023556=0l\236A\362\300\3761110",
+      51);
+  EXPECT_THROW(parse_manifest(crash, "m.json"), InputError);
+  try {
+    parse_manifest("{\"inputs\": [], \"x\": 1e999}", "m.json");
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "m.json: not valid JSON (a number is out of range)");
+  }
+}
+
+// fuzz_model_card: the same escape through the model-card reader.
+TEST(FuzzRegression, ModelCardWithAHugeNumber) {
+  const std::string crash(
+      "444444444000000000001641e282065675765531\314\316444e\042: 1.0, \042mean\042: [d0.2an\042: "
+      "[d0.\042r2t0.5, 0.5, 0.25( 0.2>], .1\042tr0.5, 0.0,.2 55( 0.2>], {\012 \042\042transol 0.5"
+      ", h",
+      150);
+  EXPECT_THROW(parse_model_card(crash, "c.json"), ModelCardError);
+  try {
+    parse_model_card("{\"name\": \"m\", \"architecture\": \"vgg16\", \"input_range\": 1e400}", "c.json");
+    FAIL() << "expected ModelCardError";
+  } catch (const ModelCardError& e) {
+    EXPECT_STREQ(e.what(), "c.json: not valid JSON (a number is out of range)");
+  }
+}
+
+// The safetensors header parser used the same catch; found by reading the code after the two above.
+TEST(FuzzRegression, SafetensorsHeaderWithAHugeNumber) {
+  const std::string header = "{\"x\": {\"dtype\": \"F32\", \"shape\": [1e999], \"data_offsets\": [0, 4]}}";
+  std::string file(8, '\0');
+  file[0] = static_cast<char>(header.size());
+  file += header + std::string(4, '\0');
+  try {
+    parse_safetensors(reinterpret_cast<const std::uint8_t*>(file.data()), file.size(), "w.safetensors");
+    FAIL() << "expected WeightsError";
+  } catch (const WeightsError& e) {
+    EXPECT_STREQ(e.what(), "w.safetensors: header is not valid JSON (a number is out of range)");
+  }
+}
+
+}  // namespace
+}  // namespace cnnvis
