@@ -14,6 +14,7 @@
 #include "cnnvis/methods/saliency.h"
 #include "cnnvis/methods/target.h"
 #include "cnnvis/methods/tensor_image.h"
+#include "cnnvis/models/eval_scope.h"
 #include "cnnvis/models/network.h"
 
 namespace cnnvis {
@@ -31,22 +32,6 @@ std::vector<float> probabilities(const Network& net, const at::Tensor& batch, in
   }
   return out;
 }
-
-class EvalScope {
- public:
-  explicit EvalScope(Network& net) : net_(net), relu_(net, ReluMode::standard), training_(net.training()) {
-    net_.set_training(false);
-  }
-  ~EvalScope() { net_.set_training(training_); }
-  EvalScope(const EvalScope&) = delete;
-  EvalScope& operator=(const EvalScope&) = delete;
-
- private:
-  Network& net_;
-  ScopedReluMode relu_;
-  bool training_;
-  at::NoGradGuard no_grad_;
-};
 
 }  // namespace
 

@@ -13,6 +13,7 @@
 #include "cnnvis/core/errors.h"
 #include "cnnvis/methods/prediction_util.h"
 #include "cnnvis/methods/tensor_image.h"
+#include "cnnvis/models/eval_scope.h"
 #include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
 
@@ -299,23 +300,6 @@ at::Tensor incremental_logits(const std::vector<Step>& chain, const std::vector<
   if (!full.defined()) full = materialize(acts.back(), regions);  // a fully convolutional network
   return full;
 }
-
-// Applies Network's eval/standard-ReLU/no-grad settings for one run and restores them.
-class EvalScope {
- public:
-  explicit EvalScope(Network& net) : net_(net), relu_(net, ReluMode::standard), training_(net.training()) {
-    net_.set_training(false);
-  }
-  ~EvalScope() { net_.set_training(training_); }
-  EvalScope(const EvalScope&) = delete;
-  EvalScope& operator=(const EvalScope&) = delete;
-
- private:
-  Network& net_;
-  ScopedReluMode relu_;
-  bool training_;
-  at::NoGradGuard no_grad_;
-};
 
 // The baseline image the windows are filled from, normalised like the input (1 x 3 x H x W).
 at::Tensor baseline_tensor(const cv::Mat& input, const ModelCard& card, const OcclusionOptions& options,

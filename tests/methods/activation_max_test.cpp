@@ -311,13 +311,18 @@ TEST(ActivationMaxDemo, OptimisedImageBeatsStartAndRandomImages) {
   LoadedModel model = demo_model();
   const std::vector<Objective> units = {objective(ObjectiveKind::channel, "relu3_1", 3),
                                         objective(ObjectiveKind::channel, "relu4", 10)};
-  const auto results = run_activation_max(model, units, quick_options());
+  // The units are fixed but the weights are whatever `cnnvis train` produced (or seeded random ones), so
+  // the optimisation gets enough steps to clear the bar for any unit that responds at all: 48 steps gave
+  // 3.2x the start but only 2.8x the best random image on one trained model.
+  ActivationMaxOptions options = quick_options();
+  options.steps = 128;
+  const auto results = run_activation_max(model, units, options);
   ASSERT_EQ(results.size(), 2u);
   cv::RNG rng(1);
   for (std::size_t u = 0; u < units.size(); ++u) {
     const ActivationMaxResult& r = results[u];
     EXPECT_EQ(r.image.size(), cv::Size(48, 48));
-    EXPECT_EQ(r.curve.size(), 48u);
+    EXPECT_EQ(r.curve.size(), 128u);
     // Eight uniform-noise images and mid-grey: the best of them is the bar to beat.
     std::vector<cv::Mat> randoms;
     for (int i = 0; i < 8; ++i) {
