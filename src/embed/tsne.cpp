@@ -61,9 +61,22 @@ struct FftPlans {
   fftwf_plan forward = nullptr, inverse = nullptr;
 };
 
+// The cache owns its plans and destroys them at exit (otherwise LeakSanitizer reports them once the
+// map is gone).
+struct FftPlanCache {
+  std::map<int, FftPlans> by_size;
+  ~FftPlanCache() {
+    for (auto& entry : by_size) {
+      if (entry.second.forward) fftwf_destroy_plan(entry.second.forward);
+      if (entry.second.inverse) fftwf_destroy_plan(entry.second.inverse);
+    }
+  }
+};
+
 const FftPlans& plans_for(int m) {
   static std::mutex mutex;
-  static std::map<int, FftPlans> cache;
+  static FftPlanCache plan_cache;
+  std::map<int, FftPlans>& cache = plan_cache.by_size;
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(m);
   if (it != cache.end()) return it->second;
