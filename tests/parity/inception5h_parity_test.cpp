@@ -14,24 +14,13 @@
 #include "cnnvis/methods/tensor_image.h"
 #include "cnnvis/models/loaded_model.h"
 #include "cnnvis/models/network.h"
+#include "parity_helpers.h"
 
 namespace cnnvis {
 namespace {
 
 namespace fs = std::filesystem;
 const fs::path kParityDir = CNNVIS_PARITY_DIR;
-
-at::Tensor load_npy_tensor(const fs::path& path) {
-  NpyArray array = read_npy(path.string());
-  std::vector<float> values = array.to_float();
-  return at::tensor(values).view(array.shape);
-}
-
-double relative_error(const at::Tensor& ours, const at::Tensor& reference) {
-  const double scale = reference.abs().max().item<double>();
-  const double diff = (ours - reference).abs().max().item<double>();
-  return scale > 0 ? diff / scale : diff;
-}
 
 TEST(Inception5hParity, LucidLayersAndLogitsMatchTheTorchReference) {
   const fs::path weights = kParityDir / "inception5h.safetensors";

@@ -12,25 +12,13 @@
 #include "cnnvis/io/npy.h"
 #include "cnnvis/models/loaded_model.h"
 #include "cnnvis/models/network.h"
+#include "parity_helpers.h"
 
 namespace cnnvis {
 namespace {
 
 namespace fs = std::filesystem;
 const fs::path kParityDir = CNNVIS_PARITY_DIR;
-
-at::Tensor load_npy_tensor(const fs::path& path) {
-  NpyArray array = read_npy(path.string());
-  std::vector<float> values = array.to_float();
-  return at::tensor(values).view(array.shape);
-}
-
-// max |a - b| / max |b|: relative to the layer's scale, so tiny and large activations are judged alike.
-double relative_error(const at::Tensor& ours, const at::Tensor& reference) {
-  const double scale = reference.abs().max().item<double>();
-  const double diff = (ours - reference).abs().max().item<double>();
-  return scale > 0 ? diff / scale : diff;
-}
 
 class Parity : public ::testing::TestWithParam<std::string> {};
 
