@@ -157,6 +157,7 @@ std::string unit_stem(const Objective& o, const LoadedModel& model) {
       return safe_name(o.layer) + "_n" + std::to_string(o.channel) + (o.x >= 0 ? "_" + std::to_string(o.x) + "_" + std::to_string(o.y) : "");
     case ObjectiveKind::class_logit: return "class" + std::to_string(o.channel) + "_" + safe_name(model.card().label(o.channel));
     case ObjectiveKind::direction: return safe_name(o.layer) + "_direction";
+    case ObjectiveKind::direction_neuron: return safe_name(o.layer) + "_direction_neuron";
     case ObjectiveKind::deepdream: return safe_name(o.layer) + "_deepdream";
   }
   return "unit";

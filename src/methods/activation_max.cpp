@@ -80,8 +80,9 @@ ObjectiveKind parse_objective_kind(const std::string& text) {
   if (text == "neuron") return ObjectiveKind::neuron;
   if (text == "class" || text == "logit") return ObjectiveKind::class_logit;
   if (text == "direction") return ObjectiveKind::direction;
+  if (text == "direction-neuron") return ObjectiveKind::direction_neuron;
   if (text == "deepdream") return ObjectiveKind::deepdream;
-  throw UsageError("unknown objective '" + text + "' (choose channel, neuron, class, direction or deepdream)");
+  throw UsageError("unknown objective '" + text + "' (choose channel, neuron, class, direction, direction-neuron or deepdream)");
 }
 
 const char* objective_kind_name(ObjectiveKind kind) {
@@ -90,6 +91,7 @@ const char* objective_kind_name(ObjectiveKind kind) {
     case ObjectiveKind::neuron: return "neuron";
     case ObjectiveKind::class_logit: return "class";
     case ObjectiveKind::direction: return "direction";
+    case ObjectiveKind::direction_neuron: return "direction-neuron";
     case ObjectiveKind::deepdream: return "deepdream";
   }
   return "?";
@@ -102,6 +104,8 @@ std::string Objective::describe() const {
       return layer + ":" + std::to_string(channel) + "@" + (x < 0 ? std::string("centre") : std::to_string(x) + "," + std::to_string(y));
     case ObjectiveKind::class_logit: return "logit " + std::to_string(channel);
     case ObjectiveKind::direction: return layer + ":direction";
+    case ObjectiveKind::direction_neuron:
+      return layer + ":direction@" + (x < 0 ? std::string("centre") : std::to_string(x) + "," + std::to_string(y));
     case ObjectiveKind::deepdream: return layer + ":deepdream";
   }
   return "?";

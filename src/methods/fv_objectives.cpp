@@ -45,7 +45,7 @@ std::vector<ResolvedObjective> resolve_objectives(const LoadedModel& model, cons
                        " for layer " + o.layer);
     if ((o.kind == ObjectiveKind::neuron) && info->output_shape.size() != 3)
       throw UsageError("layer '" + o.layer + "' has no spatial map; use a channel or class objective");
-    if (o.kind == ObjectiveKind::direction) {
+    if (o.kind == ObjectiveKind::direction || o.kind == ObjectiveKind::direction_neuron) {
       if (static_cast<int64_t>(o.direction.size()) != channels)
         throw UsageError("direction has " + std::to_string(o.direction.size()) + " values but layer " + o.layer +
                          " has " + std::to_string(channels) + " channels");
@@ -97,9 +97,18 @@ at::Tensor objective_values(const std::vector<ResolvedObjective>& objectives,
         values.push_back(a[o.spec.channel][y][x]);
         break;
       }
-      case ObjectiveKind::direction: {
-        const at::Tensor h = a.reshape({a.size(0), -1});         // C x positions
-        const at::Tensor dot = o.direction.matmul(h);            // positions
+      case ObjectiveKind::direction:
+      case ObjectiveKind::direction_neuron: {
+        at::Tensor h = a.reshape({a.size(0), -1});  // C x positions
+        if (o.spec.kind == ObjectiveKind::direction_neuron && a.dim() == 3) {
+          const int64_t mh = a.size(1), mw = a.size(2);
+          const int64_t y = o.spec.y < 0 ? mh / 2 : o.spec.y, x = o.spec.x < 0 ? mw / 2 : o.spec.x;
+          if (y >= mh || x >= mw)
+            throw UsageError("position (" + std::to_string(x) + "," + std::to_string(y) + ") is outside the " +
+                             std::to_string(mw) + "x" + std::to_string(mh) + " map of " + o.spec.layer);
+          h = a.select(2, x).select(1, y).unsqueeze(1);  // C x 1
+        }
+        const at::Tensor dot = o.direction.matmul(h);  // positions
         if (o.spec.cosine_power == 0.0f) {
           values.push_back(dot.mean());
         } else {

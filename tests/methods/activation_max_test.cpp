@@ -125,6 +125,29 @@ TEST(ActivationMaxObjectives, DirectionWithCosinePower) {
   EXPECT_NEAR(evaluate_objectives(model, {d}, {img})[0], expected, 1e-5);
 }
 
+TEST(ActivationMaxObjectives, DirectionNeuronAtOnePosition) {
+  // The atlas icon objective: (h . v) * max(0.1, cos(h, v))^p of the vector at one position only.
+  LoadedModel model = tiny_model();
+  const cv::Mat img = ramp_image();
+  Objective d = objective(ObjectiveKind::direction_neuron, "conv", 0);
+  d.direction = {2.0f, -1.0f};
+  d.x = 3;
+  d.y = 1;
+  Objective centre = d;  // default position: the centre (2, 2)
+  centre.x = centre.y = -1;
+  centre.cosine_power = 3.0f;
+  const std::vector<float> v = evaluate_objectives(model, {d, centre}, {img, img});
+  EXPECT_NEAR(v[0], 2 * a0(3, 1) - a1(3, 1), 1e-5);
+  const double h0 = a0(2, 2), h1 = a1(2, 2);
+  const double dot = 2 * h0 - h1;
+  const double cosine = dot / (std::sqrt(h0 * h0 + h1 * h1) * std::sqrt(5.0) + 1e-8);
+  EXPECT_NEAR(v[1], dot * std::pow(std::max(0.1, cosine), 3.0), 1e-5);
+  EXPECT_EQ(parse_objective_kind("direction-neuron"), ObjectiveKind::direction_neuron);
+  Objective outside = d;
+  outside.x = 4;
+  EXPECT_THROW(evaluate_objectives(model, {outside}, {img}), UsageError);
+}
+
 TEST(ActivationMaxObjectives, GradientsMatchHandDerivation) {
   LoadedModel model = tiny_model();
   const auto resolved = resolve_objectives(model, {objective(ObjectiveKind::channel, "conv", 0),

@@ -27,7 +27,9 @@ enum class ObjectiveKind {
   channel,    // mean of one channel's activation map
   neuron,     // one channel at one spatial position (default: the centre of the map)
   class_logit,  // a pre-softmax logit (Simonyan's class model); layer ignored
-  direction,  // mean over positions of (h . v) * max(0.1, cos(h, v))^cosine_power (Activation Atlas)
+  direction,  // mean over positions of (h . v) * max(0.1, cos(h, v))^cosine_power
+  direction_neuron,  // the same at one position (x, y; -1 = the centre): the Activation Atlas's icon
+                     // objective (Lucid's direction_neuron_cossim_S); a flat layer uses its whole vector
   deepdream,  // mean of the squared activations of the whole layer
 };
 ObjectiveKind parse_objective_kind(const std::string& text);  // throws UsageError listing the names
@@ -37,9 +39,9 @@ struct Objective {
   ObjectiveKind kind = ObjectiveKind::channel;
   std::string layer;  // name or alias (not used for class_logit)
   int channel = 0;    // channel, neuron: the channel; class_logit: the class index
-  int x = -1, y = -1; // neuron: position in the layer's map; -1 = the centre
-  std::vector<float> direction;  // direction: one weight per channel of the layer
-  float cosine_power = 0.0f;     // direction: 0 = plain dot product
+  int x = -1, y = -1; // neuron, direction_neuron: position in the layer's map; -1 = the centre
+  std::vector<float> direction;  // direction, direction_neuron: one weight per channel of the layer
+  float cosine_power = 0.0f;     // direction, direction_neuron: 0 = plain dot product
   // A short human-readable name ("relu4:12", "logit 3 (Sandal)").
   std::string describe() const;
 };
