@@ -27,5 +27,6 @@ void setup_tsne(CLI::App& app);
 void setup_top_patches(CLI::App& app);
 void setup_compare(CLI::App& app);
 void setup_merge_manifests(CLI::App& app);
+void setup_atlas(CLI::App& app);
 
 }  // namespace cnnvis::cli

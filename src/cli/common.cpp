@@ -150,6 +150,7 @@ std::unique_ptr<LoadedBatch> load_batch(const std::vector<Task>& tasks, std::siz
       item.image = load_image(task.path, limits);
       item.input = prepare_model_input(item.image.rgb, card.input_width, card.input_height, fit, &item.region);
       item.stem = task.stem;
+      item.key = task.key;
       item.load_ms = elapsed_ms(start);
       item.entry = &entry;
       entry.timings_ms.emplace_back("load", item.load_ms);

@@ -85,6 +85,7 @@ void describe_run(Manifest& manifest, const ModelSession& session, const nlohman
 struct BatchItem {
   std::string path;
   std::string stem;          // unique, safe output file stem
+  std::string key;           // names the input whatever the mount and argument order (see InputFile)
   LoadedImage image;         // the decoded source image
   cv::Mat input;             // model input (CV_32FC3 RGB [0,1], card size)
   InputRegion region;        // where the input came from in the source

@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   setup_top_patches(app);
   setup_compare(app);
   setup_merge_manifests(app);
+  setup_atlas(app);
 
   app.parse_complete_callback([&] {
     if (global.quiet) {

@@ -154,4 +154,27 @@ cv::Mat render_grid_map(const std::vector<int>& cell, int columns, int rows, con
   return canvas;
 }
 
+void caption_grid_map(cv::Mat& canvas, const std::vector<int>& cell, int columns, int rows, int cell_size,
+                      const std::vector<std::string>& captions) {
+  if (captions.size() != cell.size()) throw UsageError("grid captions: captions and cells differ in number");
+  const double font = std::clamp(cell_size / 180.0, 0.25, 0.6);
+  int baseline = 0;
+  const int text_h = cv::getTextSize("Ag", cv::FONT_HERSHEY_SIMPLEX, font, 1, &baseline).height + baseline + 2;
+  for (std::size_t i = 0; i < cell.size(); ++i) {
+    if (captions[i].empty()) continue;
+    std::string text = captions[i];
+    while (text.size() > 1 && cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, font, 1, &baseline).width > cell_size - 2) {
+      text.pop_back();
+    }
+    const int r = cell[i] / columns, c = cell[i] % columns;
+    const int x0 = c * cell_size, y1 = (rows - r) * cell_size;
+    const cv::Rect band = cv::Rect(x0, y1 - text_h, cell_size, text_h) & cv::Rect(0, 0, canvas.cols, canvas.rows);
+    if (band.empty()) continue;
+    cv::Mat roi = canvas(band);
+    cv::addWeighted(roi, 0.35, cv::Mat(roi.size(), roi.type(), cv::Scalar(255, 255, 255)), 0.65, 0, roi);
+    cv::putText(canvas, text, cv::Point(x0 + 1, y1 - baseline - 1), cv::FONT_HERSHEY_SIMPLEX, font, cv::Scalar(0, 0, 0), 1,
+                cv::LINE_AA);
+  }
+}
+
 }  // namespace cnnvis

@@ -312,6 +312,72 @@ void write_npy_int64(const std::string& path, const std::int64_t* data, const st
   write_file(path, npy_header("<i8", shape), data, static_cast<std::size_t>(n * 8));
 }
 
+NpyRowWriter::NpyRowWriter(std::string path, std::string descr, std::vector<std::int64_t> row_shape)
+    : path_(std::move(path)), tmp_(path_ + ".tmp"), descr_(std::move(descr)), row_shape_(std::move(row_shape)) {
+  if (descr_ != "<f4" && descr_ != "<i8") throw UsageError(path_ + ": NpyRowWriter writes <f4 or <i8, not " + descr_);
+  if (!host_is_little_endian()) throw OutputError(path_ + ": writing .npy needs a little-endian host");
+  row_items_ = static_cast<std::int64_t>(checked_numel(row_shape_, path_));
+  file_ = std::fopen(tmp_.c_str(), "wb");
+  if (file_ == nullptr) throw OutputError(path_ + ": cannot write (" + std::strerror(errno) + ")");
+  std::vector<std::int64_t> shape{0};
+  shape.insert(shape.end(), row_shape_.begin(), row_shape_.end());
+  const std::string header = npy_header(descr_, shape);
+  if (std::fwrite(header.data(), 1, header.size(), file_) != header.size()) {
+    const int err = errno;
+    std::fclose(file_);
+    file_ = nullptr;
+    std::remove(tmp_.c_str());
+    throw OutputError(path_ + ": cannot write (" + std::strerror(err) + ")");
+  }
+}
+
+NpyRowWriter::~NpyRowWriter() {
+  if (file_ != nullptr) {
+    std::fclose(file_);
+    std::remove(tmp_.c_str());
+  }
+}
+
+void NpyRowWriter::append_bytes(const void* data, std::size_t bytes, std::int64_t rows) {
+  if (file_ == nullptr) throw UsageError(path_ + ": rows appended after finish()");
+  if (bytes > 0 && std::fwrite(data, 1, bytes, file_) != bytes) {
+    throw OutputError(path_ + ": cannot write (" + std::strerror(errno) + ")");
+  }
+  rows_ += rows;
+}
+
+void NpyRowWriter::append_f32(const float* rows_data, std::int64_t rows) {
+  if (descr_ != "<f4") throw UsageError(path_ + ": float rows appended to a " + descr_ + " array");
+  append_bytes(rows_data, static_cast<std::size_t>(rows * row_items_) * 4, rows);
+}
+
+void NpyRowWriter::append_i64(const std::int64_t* rows_data, std::int64_t rows) {
+  if (descr_ != "<i8") throw UsageError(path_ + ": integer rows appended to a " + descr_ + " array");
+  append_bytes(rows_data, static_cast<std::size_t>(rows * row_items_) * 8, rows);
+}
+
+void NpyRowWriter::finish() {
+  if (file_ == nullptr) return;
+  std::vector<std::int64_t> shape{rows_};
+  shape.insert(shape.end(), row_shape_.begin(), row_shape_.end());
+  const std::string header = npy_header(descr_, shape);
+  bool ok = std::fseek(file_, 0, SEEK_SET) == 0 && std::fwrite(header.data(), 1, header.size(), file_) == header.size();
+  int err = ok ? 0 : errno;
+  if (std::fclose(file_) != 0 && ok) {
+    ok = false;
+    err = errno;
+  }
+  file_ = nullptr;
+  if (ok && std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    ok = false;
+    err = errno;
+  }
+  if (!ok) {
+    std::remove(tmp_.c_str());
+    throw OutputError(path_ + ": cannot write (" + std::strerror(err) + ")");
+  }
+}
+
 NpyArray parse_npy(const std::uint8_t* data, std::size_t size, const std::string& name) {
   if (size < kMagicLen + 2 || std::memcmp(data, kMagic, kMagicLen) != 0) {
     throw InputError(name + ": not a .npy file (bad magic)");

@@ -33,6 +33,12 @@ cv::Mat render_image_map(const std::vector<float>& xy, const std::vector<cv::Mat
 cv::Mat render_grid_map(const std::vector<int>& cell, int columns, int rows, const std::vector<cv::Mat>& thumbnails,
                         const std::vector<int>& labels, int cell_size);
 
+// Writes a short caption into the bottom of each grid cell of a picture made by render_grid_map (same
+// cell, columns, rows and cell_size), on a translucent white band so it reads over any icon. Captions
+// are cut to fit the cell. Empty captions are skipped.
+void caption_grid_map(cv::Mat& canvas, const std::vector<int>& cell, int columns, int rows, int cell_size,
+                      const std::vector<std::string>& captions);
+
 // Where render_scatter / render_image_map put a point (for tests): the plot-area pixel of xy[i].
 cv::Point2f embedding_to_pixel(const std::vector<float>& xy, std::size_t i, int size, int margin);
 
