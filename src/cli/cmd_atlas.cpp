@@ -92,12 +92,8 @@ int parse_class(const std::string& text, const AtlasCollectionInfo& info) {
     throw;
   } catch (...) {
   }
-  auto lower = [](std::string s) {
-    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-  };
   for (std::size_t i = 0; i < info.labels.size(); ++i)
-    if (lower(info.labels[i]) == lower(text)) return static_cast<int>(i);
+    if (to_lower(info.labels[i]) == to_lower(text)) return static_cast<int>(i);
   throw UsageError("unknown class '" + text + "' for model " + info.model);
 }
 
@@ -151,16 +147,6 @@ void collect(const AtlasCommandOptions& o, ModelSession& session, Manifest& mani
                                           {"attribution_classes", info.attribution_classes}};
   spdlog::info("atlas: collected {} activation vectors of {} ({} channels) from {} inputs", writer.rows(), c.layer,
                info.channels, manifest.entries().size() - manifest.error_count());
-}
-
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
 }
 
 cv::Mat icon_to_rgb8(const cv::Mat& icon) {

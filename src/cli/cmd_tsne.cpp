@@ -61,16 +61,6 @@ struct EmbeddingInput {
   std::vector<cv::Mat> thumbnails;        // empty when none
 };
 
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\n") == std::string::npos) return text;
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 std::vector<int> read_labels(const std::string& path, int rows) {
   const NpyArray a = read_npy(path);
   if (a.numel() != rows) {

@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/core/text.h"
+#include "cnnvis/io/canvas.h"
 #include "cnnvis/io/files.h"
 #include "cnnvis/io/npy.h"
 
@@ -26,16 +28,6 @@ constexpr const char* kAttrClassesFile = "atlas_attr_classes.npy";
 constexpr const char* kAttrValuesFile = "atlas_attr_values.npy";
 constexpr const char* kSamplesFile = "atlas_samples.csv";
 constexpr const char* kSamplesHeader = "index,key,path,sample,x,y,predicted";
-
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
 
 // RFC 4180 records: quoted fields may hold commas, quotes ("") and line breaks.
 std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& name) {
@@ -323,6 +315,15 @@ AtlasCollection read_atlas_collections(const std::vector<std::string>& dirs) {
     out.samples.push_back(p.samples[r.row]);
   }
   return out;
+}
+
+std::uint64_t atlas_key_hash(const std::string& key, std::uint64_t seed) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : key) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return SplitMix64(h ^ SplitMix64(seed).next()).next();
 }
 
 int top_attributed_class(const AtlasCollection& c, std::int64_t row) {

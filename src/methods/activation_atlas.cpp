@@ -10,26 +10,16 @@
 #include <spdlog/spdlog.h>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/io/canvas.h"
 #include "cnnvis/models/loaded_model.h"
 
 namespace cnnvis {
 
 namespace {
 
-std::uint64_t mix(std::uint64_t seed, std::uint64_t stream) {
-  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (stream + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
+// Which samples a max_points subset keeps: a function of each sample's key, number and the seed only.
 std::uint64_t sample_hash(const AtlasSample& s, std::uint64_t seed) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s.key) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return mix(h ^ seed, static_cast<std::uint64_t>(s.sample));
+  return SplitMix64(atlas_key_hash(s.key, seed) + static_cast<std::uint64_t>(s.sample)).next();
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -184,7 +174,8 @@ ActivationAtlasResult run_activation_atlas(LoadedModel* model, const AtlasCollec
       icon.diversity = 0;
       icon.initial_images.clear();
       icon.progress = nullptr;
-      icon.seed = mix(o.icon.seed, (static_cast<std::uint64_t>(grid.grid) << 32) + start);
+      // Each batch of cells its own noise and transforms, the same whatever else is rendered.
+      icon.seed = SplitMix64(o.icon.seed ^ ((static_cast<std::uint64_t>(grid.grid) << 32) + start)).next();
       const auto results = run_activation_max(*model, objectives, icon);
       for (std::size_t u = 0; u < objectives.size(); ++u) {
         const ActivationMaxResult* best = nullptr;

@@ -7,31 +7,13 @@
 #include <ATen/ATen.h>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/io/atlas_store.h"
+#include "cnnvis/io/canvas.h"
 #include "cnnvis/methods/prediction_util.h"
 #include "cnnvis/methods/tensor_image.h"
 #include "cnnvis/models/network.h"
 
 namespace cnnvis {
-
-namespace {
-
-std::uint64_t splitmix64(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-std::uint64_t fnv1a64(const std::string& text) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
-}  // namespace
 
 int AtlasAttribution::classes_per_sample(int num_classes) const {
   switch (mode) {
@@ -77,13 +59,13 @@ std::vector<std::pair<int, int>> atlas_sample_positions(const std::string& key, 
   const int w = width - 2 * bx, h = height - 2 * by;
   std::vector<int> cells(static_cast<std::size_t>(w) * h);
   std::iota(cells.begin(), cells.end(), 0);
-  std::uint64_t state = fnv1a64(key) ^ (seed * 0x9e3779b97f4a7c15ULL);
+  SplitMix64 rng(atlas_key_hash(key, seed));
   const int n = std::min<int>(samples, static_cast<int>(cells.size()));
   std::vector<std::pair<int, int>> out;
   // A partial Fisher-Yates shuffle: the first picks do not depend on how many are drawn.
   for (int i = 0; i < n; ++i) {
     const std::size_t remaining = cells.size() - static_cast<std::size_t>(i);
-    const std::size_t j = static_cast<std::size_t>(i) + static_cast<std::size_t>(splitmix64(state) % remaining);
+    const std::size_t j = static_cast<std::size_t>(i) + static_cast<std::size_t>(rng.next() % remaining);
     std::swap(cells[i], cells[j]);
     out.emplace_back(bx + cells[i] % w, by + cells[i] / w);
   }

@@ -78,5 +78,14 @@ TEST(Text, ListForMessage) {
   EXPECT_EQ(m.find("l20"), std::string::npos) << m;
 }
 
+TEST(Text, CsvFieldQuotesOnlyWhenNeeded) {
+  EXPECT_EQ(csv_field("plain/path.png"), "plain/path.png");
+  EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(csv_field("line\nbreak"), "\"line\nbreak\"");
+  EXPECT_EQ(csv_field("cr\rhere"), "\"cr\rhere\"");
+  EXPECT_EQ(csv_field(""), "");
+}
+
 }  // namespace
 }  // namespace cnnvis

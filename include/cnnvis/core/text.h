@@ -13,6 +13,8 @@ std::string to_lower(std::string_view text);
 // A file-name-safe version of text: keeps [A-Za-z0-9._-], maps everything else to '_', never
 // returns "", "." or "..", and never contains a path separator.
 std::string safe_file_stem(std::string_view text);
+// One CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, quote or line break.
+std::string csv_field(std::string_view text);
 // "a, b, c" limited to max_items entries, then ", ... (N more)".
 std::string list_for_message(const std::vector<std::string>& items, std::size_t max_items = 20);
 

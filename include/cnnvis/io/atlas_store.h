@@ -83,6 +83,10 @@ struct AtlasCollection {
 // InputError naming the file for a missing, incomplete or malformed part.
 AtlasCollection read_atlas_collections(const std::vector<std::string>& dirs);
 
+// A 64-bit hash of an input key mixed with a seed (FNV-1a, then SplitMix64): the same on every machine,
+// so what is drawn per sample (positions, subsets) never depends on batches, shards or order.
+std::uint64_t atlas_key_hash(const std::string& key, std::uint64_t seed);
+
 // The attributed class with the highest attribution for a sample (-1 when there is no attribution).
 int top_attributed_class(const AtlasCollection& c, std::int64_t row);
 // The sample's attribution to class k (NaN when k was not among its computed classes).
