@@ -188,7 +188,11 @@ nlohmann::json write_atlas(const AtlasCommandOptions& o, const AtlasCollection& 
   for (const ActivationAtlasGrid& g : r.grids) {
     const std::string name = "atlas_" + std::to_string(g.grid);
     const fs::path icon_dir = out / "atlas_icons" / std::to_string(g.grid);
-    if (!g.icons.empty()) fs::create_directories(icon_dir);
+    if (!g.icons.empty()) {
+      std::error_code ec;
+      fs::create_directories(icon_dir, ec);
+      if (ec) throw OutputError(icon_dir.string() + ": cannot create directory (" + ec.message() + ")");
+    }
     nlohmann::json cells = nlohmann::json::array();
     std::vector<int> cell_index;
     std::vector<cv::Mat> icons;
@@ -329,6 +333,9 @@ void setup_atlas(CLI::App& app) {
       }
     }
     const AtlasCollection collection = read_atlas_collections(have_inputs ? std::vector<std::string>{o->out} : o->from);
+    if (collection.rows < 4) {
+      throw InputError("atlas: only " + std::to_string(collection.rows) + " activation sample(s) were collected; an atlas needs at least 4");
+    }
     if (!session && !o->no_icons) {
       ModelOptions m = o->model;
       if (m.model.empty()) m.model = collection.info.model;
