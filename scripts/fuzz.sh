@@ -13,7 +13,7 @@ cd "$root"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(safetensors model_card manifest idx npy image)
+((${#targets[@]})) || targets=(safetensors model_card manifest idx npy image atlas_samples)
 build=${CNNVIS_FUZZ_BUILD:-build-fuzz}
 
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not found (apt install clang libclang-rt-14-dev)" >&2; exit 1; }

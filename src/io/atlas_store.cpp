@@ -83,7 +83,7 @@ int parse_int_field(const std::string& text, const std::string& name, std::size_
     if (used != text.size() || v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) throw 0;
     return static_cast<int>(v);
   } catch (...) {
-    throw InputError(name + ": line " + std::to_string(line) + ": '" + text + "' is not an integer");
+    throw InputError(name + ": record " + std::to_string(line) + ": '" + text + "' is not an integer");
   }
 }
 
@@ -176,6 +176,30 @@ void AtlasCollectionWriter::finish(const nlohmann::json& extra) {
   write_text_atomically((fs::path(dir_) / kInfoFile).string(), j.dump(1) + "\n");
 }
 
+std::vector<AtlasSample> parse_atlas_samples_csv(const std::string& text, const std::string& name) {
+  const auto records = parse_csv(text, name);
+  if (records.empty() || records[0].size() != 7 || records[0][0] != "index") {
+    throw InputError(name + ": expected the header '" + std::string(kSamplesHeader) + "'");
+  }
+  std::vector<AtlasSample> samples;
+  for (std::size_t r = 1; r < records.size(); ++r) {
+    const auto& f = records[r];
+    if (f.size() != 7) {
+      throw InputError(name + ": record " + std::to_string(r + 1) + " has " + std::to_string(f.size()) +
+                       " fields, expected 7");
+    }
+    AtlasSample s;
+    s.key = f[1];
+    s.path = f[2];
+    s.sample = parse_int_field(f[3], name, r + 1);
+    s.x = parse_int_field(f[4], name, r + 1);
+    s.y = parse_int_field(f[5], name, r + 1);
+    s.predicted = parse_int_field(f[6], name, r + 1);
+    samples.push_back(std::move(s));
+  }
+  return samples;
+}
+
 AtlasCollection read_atlas_collections(const std::vector<std::string>& dirs) {
   if (dirs.empty()) throw UsageError("no atlas collection directory given");
   struct Part {
@@ -238,26 +262,10 @@ AtlasCollection read_atlas_collections(const std::vector<std::string>& dirs) {
     if (!csv_in) throw InputError(csv_path + ": missing");
     std::stringstream csv_text;
     csv_text << csv_in.rdbuf();
-    const auto records = parse_csv(csv_text.str(), csv_path);
-    if (records.empty() || records[0].size() != 7 || records[0][0] != "index") {
-      throw InputError(csv_path + ": expected the header '" + std::string(kSamplesHeader) + "'");
-    }
-    if (static_cast<std::int64_t>(records.size()) - 1 != p.rows) {
-      throw InputError(csv_path + ": " + std::to_string(records.size() - 1) + " samples for " +
-                       std::to_string(p.rows) + " activation rows");
-    }
-    for (std::size_t r = 1; r < records.size(); ++r) {
-      const auto& f = records[r];
-      if (f.size() != 7) throw InputError(csv_path + ": line " + std::to_string(r + 1) + " has " +
-                                          std::to_string(f.size()) + " fields, expected 7");
-      AtlasSample s;
-      s.key = f[1];
-      s.path = f[2];
-      s.sample = parse_int_field(f[3], csv_path, r + 1);
-      s.x = parse_int_field(f[4], csv_path, r + 1);
-      s.y = parse_int_field(f[5], csv_path, r + 1);
-      s.predicted = parse_int_field(f[6], csv_path, r + 1);
-      p.samples.push_back(std::move(s));
+    p.samples = parse_atlas_samples_csv(csv_text.str(), csv_path);
+    if (static_cast<std::int64_t>(p.samples.size()) != p.rows) {
+      throw InputError(csv_path + ": " + std::to_string(p.samples.size()) + " samples for " + std::to_string(p.rows) +
+                       " activation rows");
     }
     parts.push_back(std::move(p));
   }

@@ -133,6 +133,13 @@ def image_seeds(out):
     write(f"{out}/gray16.png", buffer.getvalue())
 
 
+def atlas_samples_seeds(out):
+    write(f"{out}/plain.csv", b"index,key,path,sample,x,y,predicted\n0,photos/a.jpg,/d/photos/a.jpg,0,3,4,1\n"
+          b"1,photos/a.jpg,/d/photos/a.jpg,1,0,7,1\n")
+    write(f"{out}/quoted.csv", b'index,key,path,sample,x,y,predicted\r\n0,"a,b ""c"".png","x\ny.png",2,1,1,-1\r\n')
+    write(f"{out}/header_only.csv", b"index,key,path,sample,x,y,predicted\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
@@ -144,6 +151,7 @@ def main():
     idx_seeds(f"{args.out}/idx")
     npy_seeds(f"{args.out}/npy")
     image_seeds(f"{args.out}/image")
+    atlas_samples_seeds(f"{args.out}/atlas_samples")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,10 @@ struct AtlasCollection {
   std::vector<std::string> parts;        // the directories read
 };
 
+// Parses an atlas_samples.csv (its text; name is used in messages): the header, then one record per
+// sample (RFC 4180 quoting). Throws InputError naming the line and the problem.
+std::vector<AtlasSample> parse_atlas_samples_csv(const std::string& text, const std::string& name);
+
 // Reads one or more collection directories and merges them: they must agree on model, layer, weights,
 // channels, classes and attribution classes (UsageError naming the two parts otherwise). A sample whose
 // (key, sample) appears in several parts is kept once. Samples are sorted by (key, sample). Throws
