@@ -20,6 +20,7 @@
 #include "cnnvis/models/architectures.h"
 #include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
+#include "tiny_models.h"
 
 namespace cnnvis {
 namespace {
@@ -30,25 +31,7 @@ namespace fs = std::filesystem;
 //   a0 = R + 2G - B,  a1 = -R + 0.5B + 0.25
 //   logits = [[1, -1], [0.5, 2]] . GAP(relu(a))
 LoadedModel tiny_model() {
-  auto root = std::make_unique<Sequential>("", "Tiny");
-  auto* conv = root->add(std::make_unique<Conv2d>("conv", 3, 2, 1));
-  root->add(std::make_unique<ReLU>("relu"));
-  root->add(std::make_unique<AdaptiveAvgPool2d>("gap", 1));
-  root->add(std::make_unique<Flatten>("flatten"));
-  auto* fc = root->add(std::make_unique<Linear>("fc", 2, 2));
-  conv->weight = at::tensor({1.0f, 2.0f, -1.0f, -1.0f, 0.0f, 0.5f}).view({2, 3, 1, 1});
-  conv->bias = at::tensor({0.0f, 0.25f});
-  fc->weight = at::tensor({1.0f, -1.0f, 0.5f, 2.0f}).view({2, 2});
-  fc->bias = at::zeros({2});
-  auto net = std::make_unique<Network>("tiny", std::move(root), 2);
-  net->set_parameters_trainable(false);
-  ModelCard card;
-  card.name = card.architecture = "tiny";
-  card.input_height = card.input_width = 8;
-  card.mean = {0, 0, 0};
-  card.std = {1, 1, 1};
-  card.labels = {"a", "b"};
-  return LoadedModel::from_network(std::move(net), card, "cpu");
+  return testing::tiny_conv_gap_model({1, 2, -1, -1, 0, 0.5f}, {0, 0.25f}, {1, -1, 0.5f, 2}, 8, {"a", "b"});
 }
 
 // A 4x4 image with R = x/4, G = y/4, B = 0.5.

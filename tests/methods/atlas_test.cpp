@@ -13,6 +13,7 @@
 #include "cnnvis/methods/atlas_collect.h"
 #include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
+#include "tiny_models.h"
 
 namespace cnnvis {
 namespace {
@@ -20,25 +21,7 @@ namespace {
 // conv (1x1, 3 -> 2) -> relu -> global average pool -> linear (2 -> 3), input 4x4, identity normalisation.
 //   a0 = R + 2G - B,  a1 = -R + 0.5B + 0.25;  logits = W . GAP(relu(a)),  W = [[1, -1], [0.5, 2], [-1, 1]]
 LoadedModel tiny_model() {
-  auto root = std::make_unique<Sequential>("", "Tiny");
-  auto* conv = root->add(std::make_unique<Conv2d>("conv", 3, 2, 1));
-  root->add(std::make_unique<ReLU>("relu"));
-  root->add(std::make_unique<AdaptiveAvgPool2d>("gap", 1));
-  root->add(std::make_unique<Flatten>("flatten"));
-  auto* fc = root->add(std::make_unique<Linear>("fc", 2, 3));
-  conv->weight = at::tensor({1.0f, 2.0f, -1.0f, -1.0f, 0.0f, 0.5f}).view({2, 3, 1, 1});
-  conv->bias = at::tensor({0.0f, 0.25f});
-  fc->weight = at::tensor({1.0f, -1.0f, 0.5f, 2.0f, -1.0f, 1.0f}).view({3, 2});
-  fc->bias = at::zeros({3});
-  auto net = std::make_unique<Network>("tiny", std::move(root), 3);
-  net->set_parameters_trainable(false);
-  ModelCard card;
-  card.name = card.architecture = "tiny";
-  card.input_height = card.input_width = 4;
-  card.mean = {0, 0, 0};
-  card.std = {1, 1, 1};
-  card.labels = {"a", "b", "c"};
-  return LoadedModel::from_network(std::move(net), card, "cpu");
+  return testing::tiny_conv_gap_model({1, 2, -1, -1, 0, 0.5f}, {0, 0.25f}, {1, -1, 0.5f, 2, -1, 1}, 4, {"a", "b", "c"});
 }
 
 cv::Mat image(float r_scale, float g_scale, float b) {

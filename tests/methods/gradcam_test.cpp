@@ -11,6 +11,7 @@
 #include "cnnvis/methods/gradcam.h"
 #include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
+#include "tiny_models.h"
 
 namespace cnnvis {
 namespace {
@@ -19,25 +20,8 @@ constexpr int kSize = 8;
 
 // conv 1x1 (3 -> 2 channels) -> ReLU -> GAP -> flatten -> linear (2 -> 3 classes)
 LoadedModel tiny_model(float conv_bias = 0.0f) {
-  auto root = std::make_unique<Sequential>("", "Tiny");
-  auto* conv = root->add(std::make_unique<Conv2d>("conv", 3, 2, 1));
-  root->add(std::make_unique<ReLU>("relu"));
-  root->add(std::make_unique<AdaptiveAvgPool2d>("gap", 1));
-  root->add(std::make_unique<Flatten>("flatten"));
-  auto* fc = root->add(std::make_unique<Linear>("fc", 2, 3));
-  conv->weight = at::tensor({1.0f, 0.0f, 0.0f, 0.0f, 1.0f, -1.0f}).view({2, 3, 1, 1});
-  conv->bias = at::full({2}, conv_bias);
-  fc->weight = at::tensor({2.0f, -1.0f, -1.0f, 3.0f, 0.5f, 0.5f}).view({3, 2});
-  fc->bias = at::zeros({3});
-  auto net = std::make_unique<Network>("tiny", std::move(root), 3);
-  ModelCard card;
-  card.name = card.architecture = "tiny";
-  card.input_height = card.input_width = kSize;
-  card.mean = {0, 0, 0};
-  card.std = {1, 1, 1};
-  card.labels = {"a", "b", "c"};
-  card.default_layer = "relu";
-  return LoadedModel::from_network(std::move(net), card, "cpu");
+  return testing::tiny_conv_gap_model({1, 0, 0, 0, 1, -1}, {conv_bias, conv_bias}, {2, -1, -1, 3, 0.5f, 0.5f}, kSize,
+                                      {"a", "b", "c"});
 }
 
 cv::Mat random_image(unsigned seed) {

@@ -1,0 +1,46 @@
+// Tiny networks with hand-set weights for tests whose expected values are derived by hand.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "cnnvis/models/layers.h"
+#include "cnnvis/models/loaded_model.h"
+#include "cnnvis/models/network.h"
+
+namespace cnnvis::testing {
+
+// conv (1x1, 3 -> 2, layer "conv") -> ReLU ("relu") -> global average pool ("gap") -> flatten -> linear
+// (2 -> labels.size(), "fc", no bias), on a square input_size input with identity normalisation (mean 0,
+// std 1), so activations are a0 = conv_weight[0..2] . RGB + conv_bias[0], a1 likewise, and
+// logits = fc_weight (row-major classes x 2) . GAP(relu(a)). Parameters are frozen; default layer "relu".
+inline LoadedModel tiny_conv_gap_model(const std::vector<float>& conv_weight, const std::vector<float>& conv_bias,
+                                       const std::vector<float>& fc_weight, int input_size,
+                                       const std::vector<std::string>& labels) {
+  const auto classes = static_cast<int64_t>(labels.size());
+  auto root = std::make_unique<Sequential>("", "Tiny");
+  auto* conv = root->add(std::make_unique<Conv2d>("conv", 3, 2, 1));
+  root->add(std::make_unique<ReLU>("relu"));
+  root->add(std::make_unique<AdaptiveAvgPool2d>("gap", 1));
+  root->add(std::make_unique<Flatten>("flatten"));
+  auto* fc = root->add(std::make_unique<Linear>("fc", 2, classes));
+  conv->weight = at::tensor(conv_weight).view({2, 3, 1, 1});
+  conv->bias = at::tensor(conv_bias);
+  fc->weight = at::tensor(fc_weight).view({classes, 2});
+  fc->bias = at::zeros({classes});
+  auto net = std::make_unique<Network>("tiny", std::move(root), static_cast<int>(classes));
+  net->set_parameters_trainable(false);
+  ModelCard card;
+  card.name = card.architecture = "tiny";
+  card.input_height = card.input_width = input_size;
+  card.mean = {0, 0, 0};
+  card.std = {1, 1, 1};
+  card.labels = labels;
+  card.default_layer = "relu";
+  return LoadedModel::from_network(std::move(net), card, "cpu");
+}
+
+}  // namespace cnnvis::testing
