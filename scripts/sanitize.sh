@@ -27,7 +27,7 @@ if [[ $scope == io ]]; then
   cmake --build "$build" -j "${CNNVIS_JOBS:-$(nproc)}" --target cnnvis_io_tests
 else
   cmake --build "$build" -j "${CNNVIS_JOBS:-$(nproc)}" --target cnnvis cnnvis_io_tests cnnvis_torch_tests \
-    cnnvis_parity_tests cnnvis_gradient_parity_tests
+    cnnvis_parity_tests cnnvis_gradient_parity_tests cnnvis_inception5h_parity_tests
 fi
 built=$(date +%s)
 
