@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/core/runtime.h"
 #include "cnnvis/core/text.h"
 #include "cnnvis/io/atlas_store.h"
 #include "cnnvis/io/embedding_plot.h"
@@ -252,6 +253,7 @@ nlohmann::json write_atlas(const AtlasCommandOptions& o, const AtlasCollection& 
                           {"parts", c.parts},
                           {"grids", grids},
                           {"pictures", pictures},
+                          {"icon_kernels", "oneDNN on CPU (icons change in the last bits with --icon-batch)"},
                           {"seconds", {{"layout", r.layout_s}, {"icons", r.icons_s}}}};
   if (class_filter >= 0) atlas["class"] = {{"index", class_filter}, {"label", label_of(class_filter)}};
   if (r.tsne_run) {
@@ -383,7 +385,17 @@ void setup_atlas(CLI::App& app) {
       bar->update(done);
       if (done == total) bar->finish();
     };
-    const ActivationAtlasResult r = run_activation_atlas(session ? session->model.get() : nullptr, collection, a);
+    // The icons' batches are fixed by the cells (the same in a sharded and a single run), so the
+    // batch-invariant kernels buy nothing there, and oneDNN renders them about 4x faster on CPU (measured).
+    const bool batch_invariant = set_batch_invariant_kernels(false);
+    ActivationAtlasResult r;
+    try {
+      r = run_activation_atlas(session ? session->model.get() : nullptr, collection, a);
+    } catch (...) {
+      set_batch_invariant_kernels(batch_invariant);
+      throw;
+    }
+    set_batch_invariant_kernels(batch_invariant);
     nlohmann::json atlas = write_atlas(*o, collection, r, a.class_filter);
     manifest.header()["atlas"] = atlas["pictures"];
     manifest.header()["atlas_summary"] = {{"samples", r.rows.size()}, {"grids", atlas["grids"]}, {"json", "atlas.json"}};

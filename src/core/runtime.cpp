@@ -14,6 +14,12 @@
 
 namespace cnnvis {
 
+bool set_batch_invariant_kernels(bool batch_invariant) {
+  const bool previous = !at::globalContext().userEnabledMkldnn();
+  at::globalContext().setUserEnabledMkldnn(!batch_invariant);
+  return previous;
+}
+
 std::string libtorch_version() { return TORCH_VERSION; }
 
 void translate_out_of_memory(const std::function<void()>& work) {
