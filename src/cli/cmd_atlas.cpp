@@ -275,6 +275,9 @@ void setup_atlas(CLI::App& app) {
   add_input_options(cmd, o->inputs);
   cmd->get_option("--model")->required(false);
   cmd->get_option("inputs")->required(false);
+  cmd->get_option("--shard")->description(
+      "I/N: with --collect-only, collect only shard I (0-based) of N (split by each input's key, whatever the "
+      "order); render the parts together with --from");
   cmd->add_option("-o,--out", o->out, "output directory")->capture_default_str();
   cmd->add_option("-l,--layer", o->layer, "layer name or alias (default: the card's default layer)");
   cmd->add_option("--samples-per-image", o->samples_per_image, "random positions per image")
