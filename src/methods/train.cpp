@@ -13,6 +13,10 @@
 #include <filesystem>
 #include <numeric>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
@@ -270,10 +274,23 @@ std::string card_path_for(const std::string& weights_path) {
   return std::filesystem::path(weights_path).replace_extension(".json").string();
 }
 
+
+// Every step allocates and frees the same few-megabyte activation tensors. With glibc's defaults part of
+// them go to fresh mmap()s or the heap top is trimmed after the step, so the next step page-faults them
+// in again: 15-20% of a training run's CPU time went to the kernel (a 2x wide network: 7 s system time
+// of 32 s). Keeping freed memory in the heap for reuse removes that; the weights are unchanged.
+void keep_freed_memory_for_reuse() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest glibc allows; larger blocks are still mmap()ed
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
 }  // namespace
 
 TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& weights_path) {
   validate(options);
+  keep_freed_memory_for_reuse();
   if (weights_path.empty()) throw UsageError("no output path given for the trained weights");
   const auto start = Clock::now();
   const at::Device device = parse_device(options.device);
