@@ -63,6 +63,8 @@ void validate(const TrainOptions& o) {
   if (o.log_every < 1) throw UsageError("log_every must be at least 1, got " + std::to_string(o.log_every));
   if (!(o.weight_decay >= 0.0)) throw UsageError("weight decay must be >= 0");
   if (!(o.warmup_fraction >= 0.0) || o.warmup_fraction >= 1.0) throw UsageError("warm-up fraction must be in [0, 1)");
+  if (!(o.label_smoothing >= 0.0) || o.label_smoothing >= 1.0)
+    throw UsageError("--label-smoothing must be in [0, 1), got " + std::to_string(o.label_smoothing));
   if (o.crop_size < 0) throw UsageError("crop size must be >= 0, got " + std::to_string(o.crop_size));
   if (!(o.full_canvas_fraction >= 0.0) || o.full_canvas_fraction > 1.0)
     throw UsageError("full-canvas fraction must be in [0, 1]");
@@ -324,9 +326,9 @@ TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& we
                     test_labels);
   }
   spdlog::info("training fashion_vgg on {} Fashion-MNIST canvases ({}x{}), testing on {}; {} epochs, batch {}, lr {}, "
-               "seed {}, device {}, {} threads",
+               "label smoothing {}, seed {}, device {}, {} threads",
                n_train, options.canvas.size, options.canvas.size, n_test, options.epochs, options.batch_size,
-               options.learning_rate, options.seed, options.device, at::get_num_threads());
+               options.learning_rate, options.label_smoothing, options.seed, options.device, at::get_num_threads());
 
   seed_everything(options.seed);
   std::unique_ptr<Network> network = build_fashion_vgg(10);
@@ -381,7 +383,11 @@ TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& we
       render_s += std::chrono::duration<double>(t1 - t0).count();
 
       at::Tensor logits = network->forward(normalise(pixels)).logits;
-      at::Tensor loss = at::nll_loss(at::log_softmax(logits, 1), target);
+      const at::Tensor log_probs = at::log_softmax(logits, 1);
+      at::Tensor loss = at::nll_loss(log_probs, target);
+      // Label smoothing: the target puts label_smoothing / 10 on every class and the rest on the label.
+      if (options.label_smoothing > 0)
+        loss = loss * (1.0 - options.label_smoothing) - log_probs.mean(1).mean() * options.label_smoothing;
       loss.backward();
       const auto t2 = Clock::now();
       compute_s += std::chrono::duration<double>(t2 - t1).count();
