@@ -32,6 +32,8 @@ void setup_train(CLI::App& app) {
   cmd->add_option("--batch-size", t.batch_size, "canvases per step")->capture_default_str();
   cmd->add_option("--lr", t.learning_rate, "peak AdamW learning rate (warm-up, then cosine decay)")
       ->capture_default_str();
+  cmd->add_option("--label-smoothing", t.label_smoothing, "share of the training target spread over all classes")
+      ->capture_default_str();
   cmd->add_option("--train-limit", t.train_limit, "use only the first N training items (0 = all 60000)")
       ->capture_default_str();
   cmd->add_option("--test-limit", t.test_limit, "evaluate on the first N test canvases (0 = all 10000)")

@@ -177,8 +177,12 @@ void draw_clutter(cv::Mat& image, SplitMix64& rng, int strokes) {
 
 }  // namespace
 
-Canvas make_canvas(const std::uint8_t* item28x28, int label, std::int64_t source_index, std::uint64_t seed,
-                   const CanvasOptions& options) {
+namespace {
+
+// make_canvas and make_canvas_window: the whole canvas, or (window non-null) only the window's noise
+// and pixels.
+Canvas render_canvas(const std::uint8_t* item28x28, int label, std::int64_t source_index, std::uint64_t seed,
+                     const CanvasOptions& options, const CanvasWindow* window) {
   if (item28x28 == nullptr) throw UsageError("make_canvas: no item pixels given");
   validate(options);
   const int size = options.size;
@@ -227,25 +231,54 @@ Canvas make_canvas(const std::uint8_t* item28x28, int label, std::int64_t source
       p[2] = (1 - cover) * p[2] + cover * shade * static_cast<float>(tint.b);
     }
   }
+  const cv::Rect box(x0, y0, item_size, item_size);
+  cv::Rect region(0, 0, size, size);
+  if (window != nullptr) {
+    region = (*window)(box);
+    if (region.empty() || (region & cv::Rect(0, 0, size, size)) != region)
+      throw UsageError("canvas window [" + std::to_string(region.x) + ", " + std::to_string(region.y) + ", " +
+                       std::to_string(region.width) + ", " + std::to_string(region.height) + "] is not inside the " +
+                       std::to_string(size) + "x" + std::to_string(size) + " canvas");
+  }
   if (options.noise_sd > 0.0f) {
+    // Row-major, three normals (two draws each) per pixel; pixels outside the region are skipped by
+    // advancing the generator, so the region's noise is the whole canvas's.
     const double sd = options.noise_sd;
-    for (int y = 0; y < size; ++y) {
+    for (int y = region.y; y < region.y + region.height; ++y) {
+      SplitMix64 row_rng = rng;
+      row_rng.advance(6ULL * (static_cast<std::uint64_t>(y) * static_cast<std::uint64_t>(size) + static_cast<std::uint64_t>(region.x)));
       auto* row = canvas.ptr<cv::Vec3f>(y);
-      for (int x = 0; x < size; ++x)
-        for (int ch = 0; ch < 3; ++ch) row[x][ch] += static_cast<float>(sd * rng.normal());
+      for (int x = region.x; x < region.x + region.width; ++x)
+        for (int ch = 0; ch < 3; ++ch) row[x][ch] += static_cast<float>(sd * row_rng.normal());
     }
   }
 
   Canvas result;
+  // Converted whole, then cropped: every pixel goes through exactly the same conversion code.
   canvas.convertTo(result.rgb, CV_8UC3, 255.0);  // saturating, rounds to nearest
+  if (window != nullptr) result.rgb = result.rgb(region).clone();
   result.label = label;
-  result.box = cv::Rect(x0, y0, item_size, item_size);
+  result.box = box;
   result.source_index = source_index;
   return result;
 }
 
-Canvas make_canvas_from_split(const FashionMnistSplit& split, std::int64_t index, std::uint64_t base_seed,
-                              const CanvasOptions& options) {
+}  // namespace
+
+Canvas make_canvas(const std::uint8_t* item28x28, int label, std::int64_t source_index, std::uint64_t seed,
+                   const CanvasOptions& options) {
+  return render_canvas(item28x28, label, source_index, seed, options, nullptr);
+}
+
+Canvas make_canvas_window(const std::uint8_t* item28x28, int label, std::int64_t source_index, std::uint64_t seed,
+                          const CanvasOptions& options, const CanvasWindow& window) {
+  if (!window) throw UsageError("make_canvas_window: no window function given");
+  return render_canvas(item28x28, label, source_index, seed, options, &window);
+}
+
+namespace {
+
+std::uint64_t canvas_seed_for(const FashionMnistSplit& split, std::int64_t index, std::uint64_t base_seed) {
   const auto& dims = split.images.dims;
   if (dims.size() != 3 || dims[1] != kItemSide || dims[2] != kItemSide)
     throw UsageError("make_canvas_from_split: images must have shape Nx28x28");
@@ -256,9 +289,23 @@ Canvas make_canvas_from_split(const FashionMnistSplit& split, std::int64_t index
   // Mix base seed and index through one SplitMix64 step: nearby indices get unrelated streams, and
   // canvas i does not depend on how many others are generated.
   SplitMix64 mixer(base_seed ^ (static_cast<std::uint64_t>(index) * 0x9E3779B97F4A7C15ULL));
-  const std::uint64_t seed = mixer.next();
+  return mixer.next();
+}
+
+}  // namespace
+
+Canvas make_canvas_from_split(const FashionMnistSplit& split, std::int64_t index, std::uint64_t base_seed,
+                              const CanvasOptions& options) {
+  const std::uint64_t seed = canvas_seed_for(split, index, base_seed);
   const std::uint8_t* item = split.images.values.data() + index * kItemSide * kItemSide;
   return make_canvas(item, split.labels.values[static_cast<std::size_t>(index)], index, seed, options);
+}
+
+Canvas make_canvas_window_from_split(const FashionMnistSplit& split, std::int64_t index, std::uint64_t base_seed,
+                                     const CanvasOptions& options, const CanvasWindow& window) {
+  const std::uint64_t seed = canvas_seed_for(split, index, base_seed);
+  const std::uint8_t* item = split.images.values.data() + index * kItemSide * kItemSide;
+  return make_canvas_window(item, split.labels.values[static_cast<std::size_t>(index)], index, seed, options, window);
 }
 
 void write_canvas_set(const std::string& dir, const std::vector<Canvas>& canvases,

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -197,6 +198,47 @@ TEST(CanvasTest, Deterministic) {
   options.clutter_strokes = 0;
   EXPECT_TRUE(same_bytes(make_canvas(item.data(), 0, 0, 7, options).rgb, make_canvas(item.data(), 0, 0, 7, options).rgb));
   EXPECT_FALSE(same_bytes(make_canvas(item.data(), 0, 0, 7, options).rgb, make_canvas(item.data(), 0, 0, 8, options).rgb));
+}
+
+FashionMnistSplit small_split(int n);
+
+TEST(CanvasTest, WindowIsTheCropOfTheWholeCanvas) {
+  // make_canvas_window skips the noise outside the window; its pixels must still be the whole canvas's.
+  const auto item = blob_item();
+  for (int size : {64, 96}) {
+    CanvasOptions options;
+    options.size = size;
+    for (std::uint64_t seed : {1ULL, 42ULL, 987654321ULL}) {
+      const Canvas whole = make_canvas(item.data(), 4, 9, seed, options);
+      for (int side : {29, 32, 40, 56, size}) {
+        for (int corner = 0; corner < 3; ++corner) {
+          cv::Rect seen;
+          const CanvasWindow window = [&](const cv::Rect& box) {
+            seen = box;
+            const int x = corner == 0 ? 0 : corner == 1 ? size - side : std::clamp(box.x, 0, size - side);
+            const int y = corner == 0 ? size - side : corner == 1 ? 0 : std::clamp(box.y, 0, size - side);
+            return cv::Rect(x, y, side, side);
+          };
+          const Canvas part = make_canvas_window(item.data(), 4, 9, seed, options, window);
+          EXPECT_EQ(seen, whole.box);
+          EXPECT_EQ(part.box, whole.box);
+          EXPECT_EQ(part.label, 4);
+          ASSERT_EQ(part.rgb.size(), cv::Size(side, side));
+          const cv::Rect r = window(whole.box);
+          EXPECT_TRUE(same_bytes(part.rgb, whole.rgb(r).clone())) << "size " << size << " seed " << seed << " side " << side;
+        }
+      }
+    }
+  }
+  CanvasOptions options;
+  EXPECT_THROW(make_canvas_window(item.data(), 0, 0, 1, options, [](const cv::Rect&) { return cv::Rect(40, 0, 32, 32); }),
+               UsageError);
+  EXPECT_THROW(make_canvas_window(item.data(), 0, 0, 1, options, CanvasWindow()), UsageError);
+  // From a split: the same seed mixing as make_canvas_from_split.
+  const FashionMnistSplit split = small_split(4);
+  const CanvasWindow left = [](const cv::Rect&) { return cv::Rect(0, 0, 40, 40); };
+  EXPECT_TRUE(same_bytes(make_canvas_window_from_split(split, 3, 77, options, left).rgb,
+                         make_canvas_from_split(split, 3, 77, options).rgb(cv::Rect(0, 0, 40, 40)).clone()));
 }
 
 TEST(CanvasTest, LooksLikeACanvas) {

@@ -72,7 +72,7 @@ TEST(Network, TapsReturnIntermediatesAndStopEarly) {
   ForwardResult full = net->forward(x, request);
   ASSERT_TRUE(full.logits.defined());
   EXPECT_EQ(full.logits.sizes(), (std::vector<int64_t>{2, 10}));
-  EXPECT_EQ(full.taps.at("features.8").sizes(), (std::vector<int64_t>{2, 64, 16, 16}));
+  EXPECT_EQ(full.taps.at("features.8").sizes(), (std::vector<int64_t>{2, 128, 16, 16}));
   request.need_logits = false;
   request.taps = {"features.8"};
   ForwardResult partial = net->forward(x, request);
@@ -173,7 +173,7 @@ TEST_F(WeightsFile, MismatchesAreListedInOneError) {
     EXPECT_NE(m.find(path), std::string::npos) << m;
     EXPECT_NE(m.find("missing"), std::string::npos) << m;
     EXPECT_NE(m.find("extra.weight"), std::string::npos) << m;
-    EXPECT_NE(m.find("features.0.weight: file [16,3,5,5] vs model [16,3,3,3]"), std::string::npos) << m;
+    EXPECT_NE(m.find("features.0.weight: file [16,3,5,5] vs model [32,3,3,3]"), std::string::npos) << m;
   }
 }
 

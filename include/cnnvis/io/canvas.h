@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,18 @@ Canvas make_canvas(const std::uint8_t* item28x28, int label, std::int64_t source
 Canvas make_canvas_from_split(const FashionMnistSplit& split, std::int64_t index, std::uint64_t base_seed,
                               const CanvasOptions& options = {});
 
+// Chooses a window of the canvas from the item's box (canvas coordinates); the window must lie inside
+// the canvas.
+using CanvasWindow = std::function<cv::Rect(const cv::Rect& box)>;
+
+// The window of the same canvas: rgb equals make_canvas's rgb cropped to window(box), byte for byte,
+// but the pixel noise (most of the cost) is drawn only for the window's pixels. box stays in canvas
+// coordinates. Training on crops uses it. Throws UsageError for a window outside the canvas.
+Canvas make_canvas_window(const std::uint8_t* item28x28, int label, std::int64_t source_index, std::uint64_t seed,
+                          const CanvasOptions& options, const CanvasWindow& window);
+Canvas make_canvas_window_from_split(const FashionMnistSplit& split, std::int64_t index, std::uint64_t base_seed,
+                                     const CanvasOptions& options, const CanvasWindow& window);
+
 // Writes canvases as <dir>/<prefix>NNNNN.png plus <dir>/canvases.json:
 // {"size": 64, "classes": [...], "items": [{"file": "...png", "label": 3, "class": "Dress",
 //   "box": [x, y, w, h], "source_index": 17}]}. Throws OutputError.
@@ -51,6 +64,9 @@ class SplitMix64 {
   double uniform();                      // [0, 1)
   int uniform_int(int lo, int hi);       // inclusive
   double normal();                       // Box-Muller
+  // Skips n draws of next(): the state is a counter, so this equals calling next() n times. uniform()
+  // takes one draw, normal() two.
+  void advance(std::uint64_t n) { state_ += n * 0x9E3779B97F4A7C15ULL; }
 
  private:
   std::uint64_t state_;

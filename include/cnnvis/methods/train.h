@@ -22,10 +22,13 @@ std::uint64_t train_canvas_seed(std::uint64_t seed, int epoch);
 
 struct TrainOptions {
   std::string data_dir = kFashionMnistDir;
-  int epochs = 2;                // defaults measured: about 82% test accuracy in about 5 min on 2 cores
+  // Defaults measured (README, "Demo model training"): test accuracy 0.863 on all 10,000 test canvases
+  // in 211 s on 2 cores (0.825 in 188 s with the earlier 16-32-64-64-128 network, lr 5e-3, no smoothing).
+  int epochs = 2;
   std::uint64_t seed = 1;
-  int batch_size = 32;
-  double learning_rate = 5e-3;   // peak AdamW rate
+  int batch_size = 32;           // 64 and 128 were no faster per canvas on 2 cores, and fewer steps learn less
+  double learning_rate = 1e-2;   // peak AdamW rate; 1-epoch screens: 5e-3 0.787, 1e-2 0.808, 2e-2 0.801
+  double label_smoothing = 0.1;  // share of the target spread over all classes (1-epoch screen: +0.8 points)
   CanvasOptions canvas;          // size 64 by default
   std::int64_t train_limit = 0;  // use only the first N training items (0 = all 60000)
   std::int64_t test_limit = 0;   // evaluate on the first N test items (0 = all 10000)
