@@ -152,19 +152,8 @@ void write_learned_views(LoadedModel& model, const DemoOptions& o, const Fashion
         dims = c.dims;
         for (const auto& code : c.codes) codes.insert(codes.end(), code.begin(), code.end());
         const std::vector<std::string> batch_keys(keys.begin() + first, keys.begin() + last);
-        const auto samples = collect_atlas_samples(model, batch, batch_keys, collect);
-        for (std::size_t i = 0; i < samples.size(); ++i) {
-          for (std::size_t s = 0; s < samples[i].points.size(); ++s) {
-            const AtlasPoint& p = samples[i].points[s];
-            atlas_samples.info.channels = static_cast<int>(p.activation.size());
-            atlas_samples.activations.insert(atlas_samples.activations.end(), p.activation.begin(), p.activation.end());
-            atlas_samples.attr_classes.insert(atlas_samples.attr_classes.end(), p.attr_classes.begin(), p.attr_classes.end());
-            atlas_samples.attr_values.insert(atlas_samples.attr_values.end(), p.attr_values.begin(), p.attr_values.end());
-            atlas_samples.samples.push_back({batch_keys[i], batch_keys[i], static_cast<int>(s), p.x, p.y, samples[i].top.index});
-          }
-        }
+        append_to_collection(atlas_samples, collect_atlas_samples(model, batch, batch_keys, collect), batch_keys);
       }
-      atlas_samples.rows = static_cast<std::int64_t>(atlas_samples.samples.size());
       if (count >= 4) {
         TsneOptions t;
         t.perplexity = 30;

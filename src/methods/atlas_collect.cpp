@@ -161,4 +161,24 @@ std::vector<AtlasImageSamples> collect_atlas_samples(LoadedModel& model, const s
   return out;
 }
 
+void append_to_collection(AtlasCollection& c, const std::vector<AtlasImageSamples>& samples,
+                          const std::vector<std::string>& keys) {
+  if (samples.size() != keys.size()) throw UsageError("append_to_collection: one key per image is needed");
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    for (std::size_t s = 0; s < samples[i].points.size(); ++s) {
+      const AtlasPoint& p = samples[i].points[s];
+      if (c.info.channels == 0) c.info.channels = static_cast<int>(p.activation.size());
+      if (static_cast<int>(p.activation.size()) != c.info.channels ||
+          static_cast<int>(p.attr_classes.size()) != c.info.attribution_classes) {
+        throw UsageError("append_to_collection: sample sizes differ from the collection's");
+      }
+      c.activations.insert(c.activations.end(), p.activation.begin(), p.activation.end());
+      c.attr_classes.insert(c.attr_classes.end(), p.attr_classes.begin(), p.attr_classes.end());
+      c.attr_values.insert(c.attr_values.end(), p.attr_values.begin(), p.attr_values.end());
+      c.samples.push_back({keys[i], keys[i], static_cast<int>(s), p.x, p.y, samples[i].top.index});
+      ++c.rows;
+    }
+  }
+}
+
 }  // namespace cnnvis

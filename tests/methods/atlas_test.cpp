@@ -136,8 +136,7 @@ TEST(AtlasCollect, ActivationsAndAttributionsMatchHandComputation) {
   EXPECT_THROW(collect_atlas_samples(model, inputs, keys, o), UsageError);
 }
 
-// A collection of three well-separated directions in a 2-channel layer... with 6 channels so that t-SNE
-// has something to separate: cluster c has its mass on channels 2c and 2c + 1.
+// Three well-separated directions in a 6-channel layer: cluster c has its mass on channels 2c and 2c + 1.
 AtlasCollection synthetic_collection(int per_cluster) {
   AtlasCollection c;
   c.info.model = "tiny";
@@ -234,23 +233,16 @@ TEST(ActivationAtlas, IconsDriveTheirCellsDirection) {
   co.samples_per_image = 2;
   co.border = 0;
   co.attribution = parse_atlas_attribution("all", 3);
-  const auto samples = collect_atlas_samples(model, inputs, keys, co);
   AtlasCollection c;
   c.info.model = "tiny";
   c.info.layer = "relu";
-  c.info.channels = 2;
   c.info.num_classes = 3;
   c.info.attribution_classes = 3;
-  for (std::size_t i = 0; i < samples.size(); ++i) {
-    for (std::size_t s = 0; s < samples[i].points.size(); ++s) {
-      const AtlasPoint& p = samples[i].points[s];
-      c.activations.insert(c.activations.end(), p.activation.begin(), p.activation.end());
-      c.attr_classes.insert(c.attr_classes.end(), p.attr_classes.begin(), p.attr_classes.end());
-      c.attr_values.insert(c.attr_values.end(), p.attr_values.begin(), p.attr_values.end());
-      c.samples.push_back({keys[i], keys[i], static_cast<int>(s), p.x, p.y, samples[i].top.index});
-    }
-  }
-  c.rows = static_cast<std::int64_t>(c.samples.size());
+  append_to_collection(c, collect_atlas_samples(model, inputs, keys, co), keys);
+  ASSERT_EQ(c.rows, 24);
+  ASSERT_EQ(c.info.channels, 2);
+  EXPECT_EQ(c.samples[3].key, "img1");
+  EXPECT_EQ(c.samples[3].sample, 1);
   ActivationAtlasOptions o;
   o.grids = {1};
   o.min_count = 1;

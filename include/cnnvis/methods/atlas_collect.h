@@ -11,6 +11,7 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "cnnvis/io/atlas_store.h"
 #include "cnnvis/models/loaded_model.h"
 
 namespace cnnvis {
@@ -56,5 +57,11 @@ std::vector<std::pair<int, int>> atlas_sample_positions(const std::string& key, 
 std::vector<AtlasImageSamples> collect_atlas_samples(LoadedModel& model, const std::vector<cv::Mat>& inputs,
                                                      const std::vector<std::string>& keys,
                                                      const AtlasCollectOptions& options);
+
+// Appends collected samples to an in-memory collection (for atlases of a few thousand images that need no
+// files; large runs stream into an AtlasCollectionWriter instead). keys[i] names samples[i]'s input and
+// serves as its path. Sets the collection's channel count from the first sample; rows stay in order.
+void append_to_collection(AtlasCollection& collection, const std::vector<AtlasImageSamples>& samples,
+                          const std::vector<std::string>& keys);
 
 }  // namespace cnnvis
