@@ -96,100 +96,94 @@ void write_learned_views(LoadedModel& model, const DemoOptions& o, const Fashion
   views["filters"] = "filters.png";
 
   // Feature visualisation batches are fixed by the units chosen, so oneDNN (faster) is fine here.
-  const bool batch_invariant = set_batch_invariant_kernels(false);
-  try {
-    std::vector<Objective> units;
-    const std::vector<std::string> layers = {"relu1", "relu2", "relu3_2", "relu4"};
-    for (const std::string& layer : layers) {
-      const int channels = layer_channels(model, layer);
-      for (int k = 0; k < 4; ++k) units.push_back({ObjectiveKind::channel, layer, k * channels / 4});
-    }
-    ActivationMaxOptions fv;
-    fv.steps = o.fv_steps;
-    fv.width = fv.height = card.input_width;
-    fv.seed = 1;
-    std::vector<SheetCell> fv_cells;
-    for (const ActivationMaxResult& r : run_activation_max(model, units, fv)) {
-      fv_cells.push_back({enlarge(to_rgb8(r.image), 2, cv::INTER_LINEAR), r.objective.describe()});
-    }
-    SheetOptions fv_sheet;
-    fv_sheet.columns = 4;
-    fv_sheet.title = "feature visualisation: 4 channels per stage, shallow (top) to deep";
-    write_png((out / "features.png").string(), make_contact_sheet(fv_cells, fv_sheet));
-    views["features"] = "features.png";
-
-    if (o.map_canvases > 0) {
-      std::vector<cv::Mat> inputs, thumbnails;
-      std::vector<std::string> keys;
-      std::vector<int> labels;
-      const std::int64_t count = std::min<std::int64_t>(o.map_canvases, test.labels.dims[0]);
-      for (std::int64_t i = 0; i < count; ++i) {
-        CanvasOptions canvas_options;
-        canvas_options.size = card.input_width;
-        const Canvas c = make_canvas_from_split(test, i, kTestCanvasSeed, canvas_options);
-        inputs.push_back(prepare_model_input(c.rgb, card.input_width, card.input_height, FitMode::stretch));
-        thumbnails.push_back(c.rgb);
-        keys.push_back(cv::format("test/%05lld", static_cast<long long>(i)));
-        labels.push_back(c.label);
-      }
-      // t-SNE of the pooled codes, thumbnails framed in their true class's colour.
-      std::vector<float> codes;
-      int dims = 0;
-      AtlasCollection atlas_samples;
-      atlas_samples.info.model = card.name;
-      atlas_samples.info.layer = model.resolve_layer("relu4");
-      atlas_samples.info.num_classes = model.num_classes();
-      atlas_samples.info.labels = card.labels;
-      AtlasCollectOptions collect;
-      collect.layer = "relu4";
-      collect.samples_per_image = 2;
-      collect.attribution = parse_atlas_attribution("auto", model.num_classes());
-      atlas_samples.info.attribution_classes = collect.attribution.classes_per_sample(model.num_classes());
-      for (std::size_t first = 0; first < inputs.size(); first += 32) {
-        const std::size_t last = std::min(inputs.size(), first + 32);
-        const std::vector<cv::Mat> batch(inputs.begin() + first, inputs.begin() + last);
-        const ImageCodes c = compute_image_codes(model, batch, "gap");
-        dims = c.dims;
-        for (const auto& code : c.codes) codes.insert(codes.end(), code.begin(), code.end());
-        const std::vector<std::string> batch_keys(keys.begin() + first, keys.begin() + last);
-        append_to_collection(atlas_samples, collect_atlas_samples(model, batch, batch_keys, collect), batch_keys);
-      }
-      if (count >= 4) {
-        TsneOptions t;
-        t.perplexity = 30;
-        t.threads = global_options().threads;
-        const TsneResult map = run_tsne(codes.data(), static_cast<int>(count), dims, t);
-        write_png((out / "tsne_map.png").string(), render_image_map(map.coordinates, thumbnails, labels, 1400, 40));
-        views["tsne_map"] = "tsne_map.png";
-        ActivationAtlasOptions a;
-        a.grids = {8};
-        a.min_count = 3;
-        a.tsne.threads = t.threads;
-        a.icon.width = a.icon.height = 48;
-        a.icon.steps = o.fv_steps;
-        const ActivationAtlasResult atlas = run_activation_atlas(&model, atlas_samples, a);
-        const ActivationAtlasGrid& g = atlas.grids.front();
-        std::vector<int> cell_index;
-        std::vector<cv::Mat> icons;
-        std::vector<std::string> captions;
-        for (std::size_t i = 0; i < g.cells.size(); ++i) {
-          cell_index.push_back(g.cells[i].row * g.grid + g.cells[i].column);
-          icons.push_back(to_rgb8(g.icons[i]));
-          captions.push_back(g.cells[i].top_classes.empty() ? "" : card.label(g.cells[i].top_classes.front().first));
-        }
-        cv::Mat picture = render_grid_map(cell_index, g.grid, g.grid, icons, {}, 96);
-        caption_grid_map(picture, cell_index, g.grid, g.grid, 96, captions);
-        write_png((out / "atlas.png").string(), picture);
-        views["atlas"] = "atlas.png";
-        manifest.header()["atlas"] = {{"layer", atlas_samples.info.layer}, {"samples", atlas.rows.size()},
-                                      {"grid", g.grid}, {"cells", g.cells.size()}, {"canvases", count}};
-      }
-    }
-  } catch (...) {
-    set_batch_invariant_kernels(batch_invariant);
-    throw;
+  ScopedBatchInvariantKernels onednn(false);
+  std::vector<Objective> units;
+  const std::vector<std::string> layers = {"relu1", "relu2", "relu3_2", "relu4"};
+  for (const std::string& layer : layers) {
+    const int channels = layer_channels(model, layer);
+    for (int k = 0; k < 4; ++k) units.push_back({ObjectiveKind::channel, layer, k * channels / 4});
   }
-  set_batch_invariant_kernels(batch_invariant);
+  ActivationMaxOptions fv;
+  fv.steps = o.fv_steps;
+  fv.width = fv.height = card.input_width;
+  fv.seed = 1;
+  std::vector<SheetCell> fv_cells;
+  for (const ActivationMaxResult& r : run_activation_max(model, units, fv)) {
+    fv_cells.push_back({enlarge(to_rgb8(r.image), 2, cv::INTER_LINEAR), r.objective.describe()});
+  }
+  SheetOptions fv_sheet;
+  fv_sheet.columns = 4;
+  fv_sheet.title = "feature visualisation: 4 channels per stage, shallow (top) to deep";
+  write_png((out / "features.png").string(), make_contact_sheet(fv_cells, fv_sheet));
+  views["features"] = "features.png";
+
+  if (o.map_canvases > 0) {
+    std::vector<cv::Mat> inputs, thumbnails;
+    std::vector<std::string> keys;
+    std::vector<int> labels;
+    const std::int64_t count = std::min<std::int64_t>(o.map_canvases, test.labels.dims[0]);
+    for (std::int64_t i = 0; i < count; ++i) {
+      CanvasOptions canvas_options;
+      canvas_options.size = card.input_width;
+      const Canvas c = make_canvas_from_split(test, i, kTestCanvasSeed, canvas_options);
+      inputs.push_back(prepare_model_input(c.rgb, card.input_width, card.input_height, FitMode::stretch));
+      thumbnails.push_back(c.rgb);
+      keys.push_back(cv::format("test/%05lld", static_cast<long long>(i)));
+      labels.push_back(c.label);
+    }
+    // t-SNE of the pooled codes, thumbnails framed in their true class's colour.
+    std::vector<float> codes;
+    int dims = 0;
+    AtlasCollection atlas_samples;
+    atlas_samples.info.model = card.name;
+    atlas_samples.info.layer = model.resolve_layer("relu4");
+    atlas_samples.info.num_classes = model.num_classes();
+    atlas_samples.info.labels = card.labels;
+    AtlasCollectOptions collect;
+    collect.layer = "relu4";
+    collect.samples_per_image = 2;
+    collect.attribution = parse_atlas_attribution("auto", model.num_classes());
+    atlas_samples.info.attribution_classes = collect.attribution.classes_per_sample(model.num_classes());
+    for (std::size_t first = 0; first < inputs.size(); first += 32) {
+      const std::size_t last = std::min(inputs.size(), first + 32);
+      const std::vector<cv::Mat> batch(inputs.begin() + first, inputs.begin() + last);
+      const ImageCodes c = compute_image_codes(model, batch, "gap");
+      dims = c.dims;
+      for (const auto& code : c.codes) codes.insert(codes.end(), code.begin(), code.end());
+      const std::vector<std::string> batch_keys(keys.begin() + first, keys.begin() + last);
+      append_to_collection(atlas_samples, collect_atlas_samples(model, batch, batch_keys, collect), batch_keys);
+    }
+    if (count >= 4) {
+      TsneOptions t;
+      t.perplexity = 30;
+      t.threads = global_options().threads;
+      const TsneResult map = run_tsne(codes.data(), static_cast<int>(count), dims, t);
+      write_png((out / "tsne_map.png").string(), render_image_map(map.coordinates, thumbnails, labels, 1400, 40));
+      views["tsne_map"] = "tsne_map.png";
+      ActivationAtlasOptions a;
+      a.grids = {8};
+      a.min_count = 3;
+      a.tsne.threads = t.threads;
+      a.icon.width = a.icon.height = 48;
+      a.icon.steps = o.fv_steps;
+      const ActivationAtlasResult atlas = run_activation_atlas(&model, atlas_samples, a);
+      const ActivationAtlasGrid& g = atlas.grids.front();
+      std::vector<int> cell_index;
+      std::vector<cv::Mat> icons;
+      std::vector<std::string> captions;
+      for (std::size_t i = 0; i < g.cells.size(); ++i) {
+        cell_index.push_back(g.cells[i].row * g.grid + g.cells[i].column);
+        icons.push_back(to_rgb8(g.icons[i]));
+        captions.push_back(g.cells[i].top_classes.empty() ? "" : card.label(g.cells[i].top_classes.front().first));
+      }
+      cv::Mat picture = render_grid_map(cell_index, g.grid, g.grid, icons, {}, 96);
+      caption_grid_map(picture, cell_index, g.grid, g.grid, 96, captions);
+      write_png((out / "atlas.png").string(), picture);
+      views["atlas"] = "atlas.png";
+      manifest.header()["atlas"] = {{"layer", atlas_samples.info.layer}, {"samples", atlas.rows.size()},
+                                    {"grid", g.grid}, {"cells", g.cells.size()}, {"canvases", count}};
+    }
+  }
   manifest.header()["learned"] = views;
 }
 

@@ -14,11 +14,12 @@
 
 namespace cnnvis {
 
-bool set_batch_invariant_kernels(bool batch_invariant) {
-  const bool previous = !at::globalContext().userEnabledMkldnn();
+ScopedBatchInvariantKernels::ScopedBatchInvariantKernels(bool batch_invariant)
+    : previous_(!at::globalContext().userEnabledMkldnn()) {
   at::globalContext().setUserEnabledMkldnn(!batch_invariant);
-  return previous;
 }
+
+ScopedBatchInvariantKernels::~ScopedBatchInvariantKernels() { at::globalContext().setUserEnabledMkldnn(!previous_); }
 
 std::string libtorch_version() { return TORCH_VERSION; }
 

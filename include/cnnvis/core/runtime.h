@@ -30,10 +30,20 @@ RuntimeInfo configure_runtime(const RuntimeOptions& options);
 
 std::string libtorch_version();
 
-// Switches CPU convolutions between the batch-invariant native kernels (true) and oneDNN (false) for the
-// rest of the process, or until switched again; returns the previous setting. For stages whose batches
-// are fixed by their inputs (atlas icons), where batch invariance buys nothing and oneDNN is faster.
-bool set_batch_invariant_kernels(bool batch_invariant);
+// For one scope, CPU convolutions run on the batch-invariant native kernels (true) or on oneDNN (false);
+// the previous setting comes back on every exit path. For stages whose batches are fixed by their
+// inputs (atlas icons, the demo's feature visualisations), where batch invariance buys nothing and
+// oneDNN is faster.
+class ScopedBatchInvariantKernels {
+ public:
+  explicit ScopedBatchInvariantKernels(bool batch_invariant);
+  ~ScopedBatchInvariantKernels();
+  ScopedBatchInvariantKernels(const ScopedBatchInvariantKernels&) = delete;
+  ScopedBatchInvariantKernels& operator=(const ScopedBatchInvariantKernels&) = delete;
+
+ private:
+  bool previous_;
+};
 
 // Runs work and turns LibTorch's out-of-memory failures (CUDA OOM, the CPU allocator giving up) and
 // std::bad_alloc into cnnvis::OutOfMemoryError, so that torch-free callers can retry with smaller
