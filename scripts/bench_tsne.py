@@ -7,7 +7,9 @@ exaggeration (12 for 250 iterations), learning rate (N / 12 in bhtsne units, skl
 initialisation, and the same number of threads. Printed per tool: wall time (cnnvis: the whole command,
 file reading and plots included, plus the engine's own time), 10-NN preservation (share of each point's
 10 nearest neighbours in the 50-D input that are among its 10 nearest in 2-D) and label kNN accuracy
-(leave-one-out majority vote of the 10 nearest 2-D neighbours). Run with Debian's /usr/bin/python3.
+(leave-one-out majority vote of the 10 nearest 2-D neighbours). Each tool runs once per seed (default
+0, 1, 2: the seed moves both tools' PCA initialisation slightly, and the quality scores move by about
+0.001 with it), and the means are compared. Run with Debian's /usr/bin/python3.
 """
 import argparse
 import gzip
@@ -95,7 +97,8 @@ def main():
     ap.add_argument("--cnnvis", default="build/cnnvis")
     ap.add_argument("--n", type=int, default=10000, help="first N items of test+train (70000 = all)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0,1,2",
+                    help="comma-separated seeds; each tool runs once per seed and the means are compared")
     ap.add_argument("--skip-sklearn", action="store_true", help="only cnnvis (for the 70,000-point run)")
     ap.add_argument("--eval-queries", type=int, default=10000, help="points whose neighbourhoods are scored")
     ap.add_argument("--work", default="build/bench_tsne")
@@ -118,19 +121,29 @@ def main():
           f"{quality(x50, y, x50, queries, high_nn)[1]:.3f}")
     env_threads = str(args.threads)
     os.environ["OMP_NUM_THREADS"] = env_threads
-    rows = []
-    wall, cpu, engine, emb, meta = run_cnnvis(args.cnnvis, args.work, args.threads, args.seed)
-    p, a = quality(x50, y, emb, queries, high_nn)
-    rows.append(("cnnvis", wall, cpu, p, a, f"engine {engine:.1f} s, KL {meta['kl']:.3f}, {meta['method']}"))
-    if not args.skip_sklearn:
-        wall_s, cpu_s, emb_s, version = run_sklearn(x50, args.threads, args.seed)
-        p_s, a_s = quality(x50, y, emb_s, queries, high_nn)
-        rows.append((f"sklearn {version}", wall_s, cpu_s, p_s, a_s, "Barnes-Hut, theta 0.5"))
-    print(f"{'tool':<16} {'wall (s)':>9} {'CPU (s)':>9} {'10-NN pres.':>12} {'kNN acc.':>9}  notes")
-    for name, t, c, p, a, note in rows:
-        print(f"{name:<16} {t:9.1f} {c:9.1f} {p:12.3f} {a:9.3f}  {note}")
-    if len(rows) == 2:
-        print(f"ratio cnnvis / sklearn: wall {rows[0][1] / rows[1][1]:.3f}, CPU {rows[0][2] / rows[1][2]:.3f}")
+    seeds = [int(v) for v in args.seeds.split(",")]
+    runs = {}  # tool -> list of (wall, cpu, preservation, accuracy)
+    print(f"{'tool':<16} {'seed':>4} {'wall (s)':>9} {'CPU (s)':>9} {'10-NN pres.':>12} {'kNN acc.':>9}  notes")
+    for seed in seeds:
+        wall, cpu, engine, emb, meta = run_cnnvis(args.cnnvis, args.work, args.threads, seed)
+        p, a = quality(x50, y, emb, queries, high_nn)
+        runs.setdefault("cnnvis", []).append((wall, cpu, p, a))
+        print(f"{'cnnvis':<16} {seed:4d} {wall:9.2f} {cpu:9.2f} {p:12.4f} {a:9.4f}  "
+              f"engine {engine:.2f} s, KL {meta['kl']:.3f}, {meta['method']}", flush=True)
+        if not args.skip_sklearn:
+            wall_s, cpu_s, emb_s, version = run_sklearn(x50, args.threads, seed)
+            p_s, a_s = quality(x50, y, emb_s, queries, high_nn)
+            name = f"sklearn {version}"
+            runs.setdefault(name, []).append((wall_s, cpu_s, p_s, a_s))
+            print(f"{name:<16} {seed:4d} {wall_s:9.2f} {cpu_s:9.2f} {p_s:12.4f} {a_s:9.4f}  Barnes-Hut, theta 0.5",
+                  flush=True)
+    means = {name: np.mean(np.array(rows), axis=0) for name, rows in runs.items()}
+    for name, (t, c, p, a) in means.items():
+        print(f"{name:<16} {'mean':>4} {t:9.2f} {c:9.2f} {p:12.4f} {a:9.4f}")
+    if len(means) == 2:
+        (t0, c0, p0, a0), (t1, c1, p1, a1) = means.values()
+        print(f"ratio cnnvis / sklearn (means over {len(seeds)} seeds): wall {t0 / t1:.3f}, CPU {c0 / c1:.3f}; "
+              f"10-NN preservation {p0 - p1:+.4f}, kNN accuracy {a0 - a1:+.4f}")
     load_avg = os.getloadavg()
     print(f"load average after: {load_avg[0]:.1f} {load_avg[1]:.1f} {load_avg[2]:.1f}")
 

@@ -8,6 +8,8 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <cstdlib>
+#include <cstring>
 
 #include <fftw3.h>
 
@@ -27,16 +29,27 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 // ---- FFT-interpolated repulsion ---------------------------------------------------------------------
 //
-// With the Cauchy kernel K(a, b) = 1 / (1 + |a - b|^2), its square K2 and three charges per point
-// (1, y_x, y_y), the potentials phi_c(i) = sum_j K2(y_i, y_j) q_c(j) give the repulsive force
-//   sum_j K2 (y_i - y_j) = y_i phi_0 - (phi_1, phi_2),
-// and psi(i) = sum_j K(y_i, y_j) gives the normaliser Z = sum_i psi(i) - N. (FIt-SNE derives Z from a
-// fourth K2 charge |y|^2 instead; the separate K convolution costs the same number of transforms and
-// avoids the cancellation in (1 + |y|^2) phi_0 - 2 y . phi + phi_3, which matters in single precision.)
-// Potentials are interpolated: charges are spread onto equispaced nodes (p per box and dimension,
-// Lagrange weights), the node-to-node kernel matrix is Toeplitz so its product is a linear convolution
-// done by FFT on a zero-padded grid, and potentials are read back at the points with the same weights.
-// A float buffer from fftwf_malloc (SIMD-aligned, as the plans were made for aligned arrays).
+// With the Cauchy kernel K(a, b) = 1 / (1 + |a - b|^2) and its square K2, the repulsive force on a point
+// is the field sum_j K2(y_i, y_j) (y_i - y_j), and the normaliser is Z = sum_{i != j} K(y_i, y_j). The
+// force is the potential of ONE charge (1 per point) under two kernels, dx K2 (odd in x) and dy K2 (odd
+// in y); FIt-SNE instead convolves three charges (1, y_x, y_y) with K2 and forms y_i phi_0 - phi_1, three
+// forward transforms instead of one. Z needs no potential at all: it is the charge's energy under K,
+// Q^T K Q - N, which Parseval's theorem gives from the charge's spectrum (sum |Q^|^2 K^ / m^2).
+// Interpolation: the charge is spread onto an equispaced grid with Lagrange weights over the p nodes
+// nearest each point (a stencil centred on the point, not FIt-SNE's nodes inside a fixed box, so the
+// same grid gives about half the error); the node-to-node kernel matrix is Toeplitz, so its product is
+// a linear convolution done by FFT on a zero-padded m x m grid; forces are read back at the points
+// with the same weights.
+// The transforms are pruned to where data lives: the charge occupies only the first `nodes` rows and
+// columns of the padded grid and only those potentials are read, so row transforms run on `nodes`
+// rows. The kernels' spectra, real or imaginary by symmetry, come from cosine and sine transforms of
+// one quadrant, and are kept while the grid side and the node spacing stay the same (the spacing is
+// fixed once the layout is wide, and moves in steps of 2^(1/8) before). Each 1-D transform is a task
+// of its own, so threads share the work evenly, and every value is computed by one fixed plan whatever
+// the number of threads.
+
+// A float buffer from fftwf_malloc. Plans are made on such buffers and then executed on lines inside
+// them; every line starts at a multiple of 64 bytes, so all have the plans' SIMD alignment.
 struct FftBuffer {
   float* data = nullptr;
   std::size_t size = 0;
@@ -45,20 +58,47 @@ struct FftBuffer {
   FftBuffer& operator=(const FftBuffer&) = delete;
   ~FftBuffer() { fftwf_free(data); }
   void resize(std::size_t n) {
-    if (n == size) return;
+    if (n <= size && data) return;
     fftwf_free(data);
     data = fftwf_alloc_real(n);
     if (!data) throw std::bad_alloc();
     size = n;
   }
-  fftwf_complex* complex() { return reinterpret_cast<fftwf_complex*>(data); }
+  fftwf_complex* complex(std::size_t offset = 0) { return reinterpret_cast<fftwf_complex*>(data) + offset; }
 };
 
-// Real-to-complex and complex-to-real 2-D plans for an m x m grid, made once per size (FFTW_ESTIMATE:
-// no timing runs, so the algorithm and therefore the result is the same every run). Planning is not
-// thread-safe in FFTW; executing a plan on other arrays is.
+std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
+// The shape of the padded grid and the strides of its buffers (floats for real rows, complex values
+// for spectra), each a multiple of 64 bytes.
+struct FftLayout {
+  int m = 0;        // padded grid side, even
+  int half = 0;     // m / 2 + 1: the r2c spectrum length, and the length of the quadrant's cosine lines
+  int sine = 0;     // m / 2 - 1: the length of the quadrant's sine lines
+  std::size_t real_stride = 0, spectrum_stride = 0, line_stride = 0, quadrant_stride = 0;
+  explicit FftLayout(int m_) : m(m_), half(m_ / 2 + 1), sine(m_ / 2 - 1) {
+    real_stride = round_up(m, 16);
+    spectrum_stride = round_up(half, 8);
+    line_stride = round_up(m, 8);
+    quadrant_stride = round_up(half, 16);
+  }
+};
+
+// One-dimensional plans for a grid side m (FFTW_ESTIMATE: no timing runs, so the algorithm and therefore
+// the result is the same every run). Planning is not thread-safe in FFTW; executing a plan on other
+// arrays is.
 struct FftPlans {
-  fftwf_plan forward = nullptr, inverse = nullptr;
+  fftwf_plan row_forward = nullptr;   // r2c, length m, out of place
+  fftwf_plan row_inverse = nullptr;   // c2r, length m, out of place
+  fftwf_plan line_forward = nullptr;  // c2c forward, length m, out of place
+  fftwf_plan line_inverse = nullptr;  // c2c backward, length m, out of place
+  fftwf_plan cosine = nullptr;        // REDFT00 (DCT-I), length m / 2 + 1, in place
+  fftwf_plan sine = nullptr;          // RODFT00 (DST-I), length m / 2 - 1, in place
+  void destroy() {
+    for (fftwf_plan plan : {row_forward, row_inverse, line_forward, line_inverse, cosine, sine}) {
+      if (plan) fftwf_destroy_plan(plan);
+    }
+  }
 };
 
 // The cache owns its plans and destroys them at exit (otherwise LeakSanitizer reports them once the
@@ -66,10 +106,7 @@ struct FftPlans {
 struct FftPlanCache {
   std::map<int, FftPlans> by_size;
   ~FftPlanCache() {
-    for (auto& entry : by_size) {
-      if (entry.second.forward) fftwf_destroy_plan(entry.second.forward);
-      if (entry.second.inverse) fftwf_destroy_plan(entry.second.inverse);
-    }
+    for (auto& entry : by_size) entry.second.destroy();
   }
 };
 
@@ -80,62 +117,58 @@ const FftPlans& plans_for(int m) {
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(m);
   if (it != cache.end()) return it->second;
-  FftBuffer real, spectrum;
-  real.resize(static_cast<std::size_t>(m) * m);
-  spectrum.resize(static_cast<std::size_t>(m) * (m / 2 + 1) * 2);
+  const FftLayout layout(m);
+  FftBuffer real, spectrum, other;
+  real.resize(layout.real_stride);
+  spectrum.resize(2 * layout.line_stride);
+  other.resize(2 * layout.line_stride);
   FftPlans plans;
-  plans.forward = fftwf_plan_dft_r2c_2d(m, m, real.data, spectrum.complex(), FFTW_ESTIMATE);
-  plans.inverse = fftwf_plan_dft_c2r_2d(m, m, spectrum.complex(), real.data, FFTW_ESTIMATE);
-  if (!plans.forward || !plans.inverse) throw std::runtime_error("FFTW could not plan a transform");
+  plans.row_forward = fftwf_plan_dft_r2c_1d(m, real.data, spectrum.complex(), FFTW_ESTIMATE);
+  plans.row_inverse = fftwf_plan_dft_c2r_1d(m, spectrum.complex(), real.data, FFTW_ESTIMATE);
+  plans.line_forward = fftwf_plan_dft_1d(m, spectrum.complex(), other.complex(), FFTW_FORWARD, FFTW_ESTIMATE);
+  plans.line_inverse = fftwf_plan_dft_1d(m, spectrum.complex(), other.complex(), FFTW_BACKWARD, FFTW_ESTIMATE);
+  plans.cosine = fftwf_plan_r2r_1d(layout.half, real.data, real.data, FFTW_REDFT00, FFTW_ESTIMATE);
+  plans.sine = fftwf_plan_r2r_1d(layout.sine, real.data, real.data, FFTW_RODFT00, FFTW_ESTIMATE);
+  if (!plans.row_forward || !plans.row_inverse || !plans.line_forward || !plans.line_inverse || !plans.cosine ||
+      !plans.sine) {
+    plans.destroy();
+    throw std::runtime_error("FFTW could not plan a transform of size " + std::to_string(m));
+  }
   return cache.emplace(m, plans).first->second;
 }
 
 struct FftWorkspace {
   std::vector<double> weights_x, weights_y;  // n x p Lagrange weights
-  std::vector<int> box_x, box_y;
-  std::vector<int> order, row_start;          // points sorted by box row (stable), start per box row
-  FftBuffer grids[3], kernels[2], spectra[5], products[4], potentials[4];
+  std::vector<int> base_x, base_y;            // first node of each point's stencil
+  std::vector<int> order, row_start;          // points sorted by base_y (stable), start per node row
+  std::vector<double> z_lines;                // per x frequency: its share of the charge's K energy
+  FftBuffer charge;                 // nodes rows x real_stride (columns >= nodes zero up to m)
+  FftBuffer row_spectra;            // nodes rows x spectrum_stride: r2c of each charge row
+  FftBuffer lines;                  // half lines x line_stride: line kx holds the charge spectrum at all ky
+  FftBuffer inverse_rows[2];        // nodes rows x spectrum_stride: the force potentials' row spectra
+  FftBuffer potentials[2];          // nodes rows x real_stride: f_x and f_y on the nodes
+  // Kernel spectra, kept while the grid side and the node spacing stay the same.
+  int kernel_m = 0;
+  double kernel_spacing = 0;
+  FftBuffer even_rows, odd_rows;    // half rows x quadrant_stride: the kernels' first quadrant
+  FftBuffer even_lines, odd_lines;  // its 2-D cosine / sine-cosine transforms, by x frequency
+  FftBuffer odd_lines_t;            // odd_lines transposed (for the y-odd kernel)
 };
 
-void lagrange_weights(double u, int p, double* w) {
-  // Nodes at (t + 0.5) / p in the unit box.
-  for (int t = 0; t < p; ++t) {
-    const double ut = (t + 0.5) / p;
-    double num = 1, den = 1;
+// Lagrange weights of the nodes 0..p-1 at position t (t within the stencil, nodes at integers).
+void lagrange_weights(double t, int p, const double* inverse_denominators, double* w) {
+  for (int j = 0; j < p; ++j) {
+    double num = inverse_denominators[j];
     for (int s = 0; s < p; ++s) {
-      if (s == t) continue;
-      const double us = (s + 0.5) / p;
-      num *= u - us;
-      den *= ut - us;
+      if (s != j) num *= t - s;
     }
-    w[t] = num / den;
-  }
-}
-
-// Kernel on node offsets (squared when `squared`), wrapped for a linear convolution on the padded grid.
-void fill_kernel(float* kernel, int m, int nodes, double spacing, bool squared) {
-  std::fill(kernel, kernel + static_cast<std::size_t>(m) * m, 0.f);
-  for (int r = 0; r < m; ++r) {
-    int dy;
-    if (r < nodes) dy = r;
-    else if (r > m - nodes) dy = r - m;
-    else continue;
-    float* row = kernel + static_cast<std::size_t>(r) * m;
-    for (int c = 0; c < m; ++c) {
-      int dx;
-      if (c < nodes) dx = c;
-      else if (c > m - nodes) dx = c - m;
-      else continue;
-      const double d2 = (static_cast<double>(dx) * dx + static_cast<double>(dy) * dy) * spacing * spacing;
-      const double k = 1.0 / (1.0 + d2);
-      row[c] = static_cast<float>(squared ? k * k : k);
-    }
+    w[j] = num;
   }
 }
 
 // Even FFT sizes with small prime factors (2, 3, 5, 7) at least n.
 int fft_size(int n) {
-  for (int m = std::max(2, n + (n & 1));; m += 2) {
+  for (int m = std::max(4, n + (n & 1));; m += 2) {
     int r = m;
     for (int f : {2, 3, 5, 7}) {
       while (r % f == 0) r /= f;
@@ -144,11 +177,76 @@ int fft_size(int n) {
   }
 }
 
+// The spectra of the kernels on the padded m x m grid, as circular kernels (offset r for index r <= m/2,
+// r - m above). Only offsets below `nodes` reach a needed potential, so the spectra depend on m and the
+// spacing alone and are kept until either changes. K is even in both offsets: its spectrum is the 2-D
+// DCT-I of the first quadrant (real). dx K2 is odd in x and even in y: its spectrum is -i times the
+// DST-I in x and DCT-I in y of the quadrant without the dx = 0 column; dy K2 is its transpose.
+// Results, by x frequency kx (0..m/2) and y frequency: even_lines[kx][ky] for ky in 0..m/2;
+// odd_lines[kx - 1][ky] for kx in 1..m/2-1; odd_lines_t[kx][ky - 1] = odd_lines[ky - 1][kx].
+void kernel_spectra(const FftLayout& l, const FftPlans& plans, double spacing, int threads, FftWorkspace& ws) {
+  if (ws.kernel_m == l.m && ws.kernel_spacing == spacing) return;
+  const std::size_t qs = l.quadrant_stride;
+  ws.even_rows.resize(l.half * qs);
+  ws.odd_rows.resize(l.half * qs);
+  ws.even_lines.resize(l.half * qs);
+  ws.odd_lines.resize(l.sine * qs);
+  ws.odd_lines_t.resize(l.half * qs);
+  // Rows dy = 0..m/2: values, then the transform along x.
+  parallel_for(l.half, threads, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t dy = begin; dy < end; ++dy) {
+      float* even = ws.even_rows.data + dy * qs;
+      float* odd = ws.odd_rows.data + dy * qs;
+      const double y2 = static_cast<double>(dy) * dy * spacing * spacing;
+      for (int dx = 0; dx < l.half; ++dx) {
+        const double k = 1.0 / (1.0 + static_cast<double>(dx) * dx * spacing * spacing + y2);
+        even[dx] = static_cast<float>(k);
+        if (dx > 0 && dx <= l.sine) odd[dx - 1] = static_cast<float>(dx * spacing * k * k);
+      }
+      fftwf_execute_r2r(plans.cosine, even, even);
+      fftwf_execute_r2r(plans.sine, odd, odd);
+    }
+  });
+  // Lines by x frequency: gather the column, then the cosine transform along y.
+  parallel_for(l.half + l.sine, threads, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t task = begin; task < end; ++task) {
+      const bool even = task < static_cast<std::size_t>(l.half);
+      const std::size_t kx = even ? task : task - l.half;
+      const float* rows = even ? ws.even_rows.data : ws.odd_rows.data;
+      float* line = (even ? ws.even_lines.data : ws.odd_lines.data) + kx * qs;
+      for (int dy = 0; dy < l.half; ++dy) line[dy] = rows[dy * qs + kx];
+      fftwf_execute_r2r(plans.cosine, line, line);
+    }
+  });
+  parallel_for(l.half, threads, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t kx = begin; kx < end; ++kx) {
+      float* out = ws.odd_lines_t.data + kx * qs;
+      for (int a = 0; a < l.sine; ++a) out[a] = ws.odd_lines.data[a * qs + kx];
+    }
+  });
+  ws.kernel_m = l.m;
+  ws.kernel_spacing = spacing;
+}
+
+// The node spacing: 1 / nodes_per_unit once the layout is wide enough, else the layout's extent over
+// min_nodes rounded down to a power of 2^(1/8), so that the kernel spectra are reused while the layout
+// grows by less than 9 %; never so fine that the grid has more than max_nodes nodes across.
+double node_spacing(double span, const FftRepulsionOptions& options) {
+  const double fine = span / options.min_nodes;
+  const double rounded = std::exp2(std::floor(8.0 * std::log2(fine)) / 8.0);
+  return std::max(span / options.max_nodes, std::min(1.0 / options.nodes_per_unit, rounded));
+}
+
 // rep: n x 2 unnormalised repulsion sum_j K2 (y_i - y_j); returns Z = sum_{i != j} K(y_i, y_j).
 double fft_repulsion(const std::vector<double>& y, const FftRepulsionOptions& options, int threads,
                      FftWorkspace& ws, std::vector<double>& rep) {
   const int n = static_cast<int>(y.size() / 2);
   const int p = options.interpolation_points;
+  if (p < 1 || p > 16 || !(options.nodes_per_unit > 0) || options.min_nodes < 2 ||
+      options.max_nodes < options.min_nodes) {
+    throw UsageError("t-SNE FFT options: interpolation points must be in [1, 16], nodes per unit positive and "
+                     "2 <= min_nodes <= max_nodes");
+  }
   double min_x = y[0], max_x = y[0], min_y = y[1], max_y = y[1];
   for (int i = 1; i < n; ++i) {
     min_x = std::min(min_x, y[2 * i]);
@@ -156,122 +254,192 @@ double fft_repulsion(const std::vector<double>& y, const FftRepulsionOptions& op
     min_y = std::min(min_y, y[2 * i + 1]);
     max_y = std::max(max_y, y[2 * i + 1]);
   }
-  double span = std::max({max_x - min_x, max_y - min_y, 1e-12});
-  span *= 1.0 + 1e-9;  // the largest coordinate falls inside the last box
+  const double span = std::max({max_x - min_x, max_y - min_y, 1e-12});
   const double centre_x = 0.5 * (min_x + max_x), centre_y = 0.5 * (min_y + max_y);
-  const double lo_x = centre_x - 0.5 * span, lo_y = centre_y - 0.5 * span;
-  const int boxes = std::max(options.min_boxes, static_cast<int>(std::ceil(span * options.boxes_per_unit)));
-  const double box = span / boxes;
-  const int nodes = boxes * p;
-  const double spacing = box / p;
-  const int m = fft_size(2 * nodes);
-  const std::size_t cells = static_cast<std::size_t>(m) * m;
-  const std::size_t spectrum_floats = static_cast<std::size_t>(m) * (m / 2 + 1) * 2;
+  // The grid adds `pad` nodes on each side so that every point's stencil lies inside it.
+  const double spacing = node_spacing(span, options);
+  const int pad = p / 2 + 1;
+  const int nodes = static_cast<int>(std::ceil(span / spacing)) + 1 + 2 * pad;
+  const double lo_x = centre_x - 0.5 * span - pad * spacing, lo_y = centre_y - 0.5 * span - pad * spacing;
+  const FftLayout l(fft_size(2 * nodes));
+  const int m = l.m;
   const FftPlans& plans = plans_for(m);
+  kernel_spectra(l, plans, spacing, threads, ws);
 
+  std::vector<double> inverse_denominators(p);
+  for (int j = 0; j < p; ++j) {
+    double d = 1;
+    for (int s = 0; s < p; ++s) {
+      if (s != j) d *= j - s;
+    }
+    inverse_denominators[j] = 1.0 / d;
+  }
+  // Each point's stencil starts at node (base_x, base_y): the p nodes nearest to it in each dimension.
   ws.weights_x.resize(static_cast<std::size_t>(n) * p);
   ws.weights_y.resize(static_cast<std::size_t>(n) * p);
-  ws.box_x.resize(n);
-  ws.box_y.resize(n);
+  ws.base_x.resize(n);
+  ws.base_y.resize(n);
   parallel_for(n, threads, [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) {
-      const double fx = (y[2 * i] - lo_x) / box, fy = (y[2 * i + 1] - lo_y) / box;
-      const int bx = std::min(boxes - 1, std::max(0, static_cast<int>(fx)));
-      const int by = std::min(boxes - 1, std::max(0, static_cast<int>(fy)));
-      ws.box_x[i] = bx;
-      ws.box_y[i] = by;
-      lagrange_weights(fx - bx, p, &ws.weights_x[i * p]);
-      lagrange_weights(fy - by, p, &ws.weights_y[i * p]);
+      const double ux = (y[2 * i] - lo_x) / spacing, uy = (y[2 * i + 1] - lo_y) / spacing;
+      const int bx = static_cast<int>(std::floor(ux - 0.5 * (p - 1)));
+      const int by = static_cast<int>(std::floor(uy - 0.5 * (p - 1)));
+      ws.base_x[i] = std::min(nodes - p, std::max(0, bx));
+      ws.base_y[i] = std::min(nodes - p, std::max(0, by));
+      lagrange_weights(ux - ws.base_x[i], p, inverse_denominators.data(), &ws.weights_x[i * p]);
+      lagrange_weights(uy - ws.base_y[i], p, inverse_denominators.data(), &ws.weights_y[i * p]);
     }
   });
-  // Counting sort by box row: each box row owns its p node rows, so rows can be spread in parallel
-  // without races, and within a row points are added in index order (deterministic).
-  ws.row_start.assign(boxes + 1, 0);
-  for (int i = 0; i < n; ++i) ++ws.row_start[ws.box_y[i] + 1];
-  for (int b = 0; b < boxes; ++b) ws.row_start[b + 1] += ws.row_start[b];
+
+  // Counting sort by the stencil's first row (stable). Rows are spread in fixed blocks; a block adds
+  // the rows of its own that the stencils starting up to p - 1 rows above it reach, in point order, so
+  // each node's sum has a fixed order whatever the number of threads.
+  ws.row_start.assign(nodes + 1, 0);
+  for (int i = 0; i < n; ++i) ++ws.row_start[ws.base_y[i] + 1];
+  for (int r = 0; r < nodes; ++r) ws.row_start[r + 1] += ws.row_start[r];
   ws.order.resize(n);
   {
     std::vector<int> fill(ws.row_start.begin(), ws.row_start.end() - 1);
-    for (int i = 0; i < n; ++i) ws.order[fill[ws.box_y[i]]++] = i;
+    for (int i = 0; i < n; ++i) ws.order[fill[ws.base_y[i]]++] = i;
   }
-  for (auto& g : ws.grids) {
-    g.resize(cells);
-    std::fill(g.data, g.data + cells, 0.f);
-  }
-  for (auto& b : ws.kernels) b.resize(cells);
-  for (auto& b : ws.potentials) b.resize(cells);
-  for (auto& b : ws.spectra) b.resize(spectrum_floats);
-  for (auto& b : ws.products) b.resize(spectrum_floats);
-  parallel_for(boxes, threads, [&](std::size_t begin, std::size_t end) {
-    for (std::size_t b = begin; b < end; ++b) {
-      for (int o = ws.row_start[b]; o < ws.row_start[b + 1]; ++o) {
+  const std::size_t rs = l.real_stride, ss = l.spectrum_stride, ls = l.line_stride;
+  ws.charge.resize(nodes * rs);
+  ws.row_spectra.resize(2 * nodes * ss);
+  ws.lines.resize(2 * l.half * ls);
+  for (auto& b : ws.inverse_rows) b.resize(2 * nodes * ss);
+  for (auto& b : ws.potentials) b.resize(nodes * rs);
+  constexpr int kBlockRows = 8;
+  const int blocks = (nodes + kBlockRows - 1) / kBlockRows;
+  parallel_for(blocks, threads, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t blk = begin; blk < end; ++blk) {
+      const int r0 = static_cast<int>(blk) * kBlockRows, r1 = std::min(nodes, r0 + kBlockRows);
+      float* first = ws.charge.data + static_cast<std::size_t>(r0) * rs;
+      std::fill(first, first + static_cast<std::size_t>(r1 - r0) * rs, 0.f);
+      const int from = ws.row_start[std::max(0, r0 - p + 1)], to = ws.row_start[r1];
+      for (int o = from; o < to; ++o) {
         const int i = ws.order[o];
-        const double charges[3] = {1.0, y[2 * i] - centre_x, y[2 * i + 1] - centre_y};
         const double* wx = &ws.weights_x[static_cast<std::size_t>(i) * p];
         const double* wy = &ws.weights_y[static_cast<std::size_t>(i) * p];
-        const int x0 = ws.box_x[i] * p, y0 = ws.box_y[i] * p;
-        for (int a = 0; a < p; ++a) {
-          for (int c = 0; c < 3; ++c) {
-            float* row = ws.grids[c].data + static_cast<std::size_t>(y0 + a) * m + x0;
-            const double f = wy[a] * charges[c];
-            for (int t = 0; t < p; ++t) row[t] += static_cast<float>(f * wx[t]);
+        const int x0 = ws.base_x[i], y0 = ws.base_y[i];
+        for (int a = std::max(0, r0 - y0); a < std::min(p, r1 - y0); ++a) {
+          float* row = ws.charge.data + static_cast<std::size_t>(y0 + a) * rs + x0;
+          for (int t = 0; t < p; ++t) row[t] += static_cast<float>(wy[a] * wx[t]);
+        }
+      }
+      for (int r = r0; r < r1; ++r) {
+        fftwf_execute_dft_r2c(plans.row_forward, ws.charge.data + static_cast<std::size_t>(r) * rs,
+                              ws.row_spectra.complex(static_cast<std::size_t>(r) * ss));
+      }
+    }
+  });
+  // Columns become lines (rows >= nodes are zero), transformed along y.
+  parallel_for(l.half, threads, [&](std::size_t begin, std::size_t end) {
+    FftBuffer scratch;
+    scratch.resize(2 * ls);
+    fftwf_complex* column = scratch.complex();
+    std::fill(scratch.data + 2 * nodes, scratch.data + 2 * m, 0.f);
+    const fftwf_complex* rows = ws.row_spectra.complex();
+    for (std::size_t kx = begin; kx < end; ++kx) {
+      for (int r = 0; r < nodes; ++r) {
+        column[r][0] = rows[r * ss + kx][0];
+        column[r][1] = rows[r * ss + kx][1];
+      }
+      fftwf_execute_dft(plans.line_forward, column, ws.lines.complex(kx * ls));
+    }
+  });
+  // Per x frequency: the charge's energy under K (Parseval: sum_t Q_t (K * Q)_t = sum |Q^|^2 K^ / m^2,
+  // which is Z + N, so K's potential is never transformed back), then the force kernels' products,
+  // transformed back along y, keeping rows < nodes.
+  const float norm = 1.f / (static_cast<float>(m) * static_cast<float>(m));
+  const int quarter = m / 2;
+  ws.z_lines.assign(l.half, 0.0);
+  parallel_for(l.half, threads, [&](std::size_t begin, std::size_t end) {
+    FftBuffer scratch;
+    scratch.resize(4 * ls);
+    fftwf_complex* product = scratch.complex();
+    fftwf_complex* column = scratch.complex(ls);
+    const std::size_t qs = l.quadrant_stride;
+    for (std::size_t kx = begin; kx < end; ++kx) {
+      const fftwf_complex* q = ws.lines.complex(kx * ls);
+      {
+        const float* d = ws.even_lines.data + kx * qs;
+        double energy = 0;
+        for (int ky = 0; ky < m; ++ky) {
+          const double power = static_cast<double>(q[ky][0]) * q[ky][0] + static_cast<double>(q[ky][1]) * q[ky][1];
+          energy += power * d[ky <= quarter ? ky : m - ky];
+        }
+        // Columns 1..m/2-1 stand for their mirror images m - kx too.
+        ws.z_lines[kx] = (kx == 0 || static_cast<int>(kx) == quarter) ? energy : 2 * energy;
+      }
+      for (int c = 0; c < 2; ++c) {
+        if (c == 0) {  // dx K2: -i S[fold(ky)][kx - 1], zero at kx = 0 and m/2
+          if (kx == 0 || static_cast<int>(kx) == quarter) {
+            std::fill(scratch.data, scratch.data + 2 * m, 0.f);
+          } else {
+            const float* s = ws.odd_lines.data + (kx - 1) * qs;
+            for (int ky = 0; ky < m; ++ky) {
+              const float f = s[ky <= quarter ? ky : m - ky] * norm;
+              product[ky][0] = q[ky][1] * f;
+              product[ky][1] = -q[ky][0] * f;
+            }
           }
+        } else {  // dy K2: -i sgn(ky) S[kx][fold(ky) - 1], zero at ky = 0 and m/2
+          const float* s = ws.odd_lines_t.data + kx * qs;
+          product[0][0] = product[0][1] = 0.f;
+          product[quarter][0] = product[quarter][1] = 0.f;
+          for (int ky = 1; ky < quarter; ++ky) {
+            const float f = s[ky - 1] * norm;
+            product[ky][0] = q[ky][1] * f;
+            product[ky][1] = -q[ky][0] * f;
+          }
+          for (int ky = quarter + 1; ky < m; ++ky) {
+            const float f = -s[m - ky - 1] * norm;
+            product[ky][0] = q[ky][1] * f;
+            product[ky][1] = -q[ky][0] * f;
+          }
+        }
+        fftwf_execute_dft(plans.line_inverse, product, column);
+        fftwf_complex* rows = ws.inverse_rows[c].complex();
+        for (int r = 0; r < nodes; ++r) {
+          rows[r * ss + kx][0] = column[r][0];
+          rows[r * ss + kx][1] = column[r][1];
         }
       }
     }
   });
-  // Forward transforms (two kernels, three charge grids), then products and inverse transforms
-  // (three K2 potentials and one K potential); the transforms are independent tasks.
-  parallel_for(5, threads, [&](std::size_t begin, std::size_t end) {
+  // Rows back to real potentials.
+  parallel_for(static_cast<std::size_t>(2) * nodes, threads, [&](std::size_t begin, std::size_t end) {
     for (std::size_t task = begin; task < end; ++task) {
-      if (task < 2) {
-        fill_kernel(ws.kernels[task].data, m, nodes, spacing, /*squared=*/task == 0);
-        fftwf_execute_dft_r2c(plans.forward, ws.kernels[task].data, ws.spectra[task].complex());
-      } else {
-        fftwf_execute_dft_r2c(plans.forward, ws.grids[task - 2].data, ws.spectra[task].complex());
-      }
-    }
-  });
-  const float norm = 1.f / static_cast<float>(cells);
-  parallel_for(4, threads, [&](std::size_t begin, std::size_t end) {
-    for (std::size_t task = begin; task < end; ++task) {
-      const fftwf_complex* charge = ws.spectra[2 + (task < 3 ? task : 0)].complex();
-      const fftwf_complex* kernel = ws.spectra[task < 3 ? 0 : 1].complex();
-      fftwf_complex* product = ws.products[task].complex();
-      for (std::size_t e = 0; e < spectrum_floats / 2; ++e) {
-        const float re = charge[e][0] * kernel[e][0] - charge[e][1] * kernel[e][1];
-        const float im = charge[e][0] * kernel[e][1] + charge[e][1] * kernel[e][0];
-        product[e][0] = re * norm;
-        product[e][1] = im * norm;
-      }
-      fftwf_execute_dft_c2r(plans.inverse, product, ws.potentials[task].data);
+      const std::size_t c = task / nodes, r = task % nodes;
+      fftwf_execute_dft_c2r(plans.row_inverse, ws.inverse_rows[c].complex(r * ss), ws.potentials[c].data + r * rs);
     }
   });
   rep.resize(static_cast<std::size_t>(n) * 2);
-  std::vector<double> z_part(n);
   parallel_for(n, threads, [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) {
       const double* wx = &ws.weights_x[i * p];
       const double* wy = &ws.weights_y[i * p];
-      const int x0 = ws.box_x[i] * p, y0 = ws.box_y[i] * p;
-      double phi[4] = {0, 0, 0, 0};
+      const int x0 = ws.base_x[i], y0 = ws.base_y[i];
+      double phi[2] = {0, 0};
       for (int a = 0; a < p; ++a) {
-        for (int c = 0; c < 4; ++c) {
-          const float* row = ws.potentials[c].data + static_cast<std::size_t>(y0 + a) * m + x0;
+        for (int c = 0; c < 2; ++c) {
+          const float* row = ws.potentials[c].data + static_cast<std::size_t>(y0 + a) * rs + x0;
           double s = 0;
           for (int t = 0; t < p; ++t) s += wx[t] * row[t];
           phi[c] += wy[a] * s;
         }
       }
-      const double cx = y[2 * i] - centre_x, cy = y[2 * i + 1] - centre_y;
-      rep[2 * i] = cx * phi[0] - phi[1];
-      rep[2 * i + 1] = cy * phi[0] - phi[2];
-      z_part[i] = phi[3] - 1.0;
+      rep[2 * i] = phi[0];
+      rep[2 * i + 1] = phi[1];
     }
   });
-  double z = 0;
-  for (double v : z_part) z += v;
-  return z;
+  double energy = 0;
+  for (double v : ws.z_lines) energy += v;
+  // Z = energy - N cancels when points lie far apart (Z << N, the self-energy); single-precision
+  // spectra can then leave it at or below zero. No pair is farther apart than the layout's diagonal,
+  // which bounds Z from below.
+  const double z_floor = static_cast<double>(n) * (n - 1) / (1.0 + 2.0 * span * span);
+  return std::max(z_floor, energy / (static_cast<double>(m) * m) - n);
 }
 
 double exact_repulsion(const std::vector<double>& y, int threads, std::vector<double>& rep) {
@@ -317,6 +485,64 @@ std::vector<double> gaussian_init(int n, std::uint64_t seed, double std) {
     out[i + 1] = r * std::sin(6.283185307179586 * u2);
   }
   return out;
+}
+
+// ---- attraction ------------------------------------------------------------------------------------
+//
+// out[2i], out[2i + 1] = sum_j p_ij K(y_i, y_j) (y_i - y_j) over row i of P. Four neighbours at a time in
+// the lanes of a vector, the remainder lane by lane, the lanes added as (0 + 1) + (2 + 3). Only
+// element-wise IEEE operations (no fused multiply-add), so the AVX2 build and the baseline build give
+// the same bits.
+typedef double Vec4d __attribute__((vector_size(32)));
+
+inline __attribute__((always_inline)) void attraction_rows_body(const SparseMatrix& p, const double* y,
+                                                                std::size_t begin, std::size_t end, double* out) {
+  for (std::size_t i = begin; i < end; ++i) {
+    const double xi = y[2 * i], yi = y[2 * i + 1];
+    Vec4d ax = {0, 0, 0, 0}, ay = {0, 0, 0, 0};
+    std::int64_t e = p.row_ptr[i];
+    const std::int64_t last = p.row_ptr[i + 1];
+    for (; e + 4 <= last; e += 4) {
+      const int* j = &p.cols[e];
+      const Vec4d xj = {y[2 * j[0]], y[2 * j[1]], y[2 * j[2]], y[2 * j[3]]};
+      const Vec4d yj = {y[2 * j[0] + 1], y[2 * j[1] + 1], y[2 * j[2] + 1], y[2 * j[3] + 1]};
+      Vec4d pv;
+      std::memcpy(&pv, &p.values[e], sizeof pv);
+      const Vec4d dx = xi - xj, dy = yi - yj;
+      const Vec4d w = pv * (1.0 / (1.0 + dx * dx + dy * dy));
+      ax += w * dx;
+      ay += w * dy;
+    }
+    for (int lane = 0; e < last; ++e, ++lane) {
+      const int j = p.cols[e];
+      const double dx = xi - y[2 * j], dy = yi - y[2 * j + 1];
+      const double w = p.values[e] * (1.0 / (1.0 + dx * dx + dy * dy));
+      ax[lane] += w * dx;
+      ay[lane] += w * dy;
+    }
+    out[2 * i] = (ax[0] + ax[1]) + (ax[2] + ax[3]);
+    out[2 * i + 1] = (ay[0] + ay[1]) + (ay[2] + ay[3]);
+  }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+__attribute__((target("avx2"))) void attraction_rows_avx2(const SparseMatrix& p, const double* y, std::size_t begin,
+                                                           std::size_t end, double* out) {
+  attraction_rows_body(p, y, begin, end, out);
+}
+#endif
+void attraction_rows_generic(const SparseMatrix& p, const double* y, std::size_t begin, std::size_t end,
+                             double* out) {
+  attraction_rows_body(p, y, begin, end, out);
+}
+
+using AttractionRows = void (*)(const SparseMatrix&, const double*, std::size_t, std::size_t, double*);
+AttractionRows select_attraction_rows() {
+#if defined(__GNUC__) && defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2")) return attraction_rows_avx2;
+#endif
+  return attraction_rows_generic;
 }
 
 }  // namespace
@@ -444,7 +670,10 @@ void tsne_gradient(const SparseMatrix& p, const std::vector<double>& y, double e
   const int n = p.rows;
   if (static_cast<int>(y.size()) != 2 * n) throw UsageError("t-SNE gradient: embedding size does not match P");
   threads = resolve_thread_count(threads);
-  std::vector<double> rep;
+  // Kept between calls: a fresh buffer per iteration costs page faults. (A local reference, so that
+  // the loops' threads use this thread's buffer, not their own thread_local.)
+  thread_local std::vector<double> rep_buffer;
+  std::vector<double>& rep = rep_buffer;
   double z;
   if (method == TsneMethod::exact) {
     z = exact_repulsion(y, threads, rep);
@@ -454,27 +683,27 @@ void tsne_gradient(const SparseMatrix& p, const std::vector<double>& y, double e
     throw UsageError("t-SNE gradient: method must be exact or fft");
   }
   gradient.resize(static_cast<std::size_t>(n) * 2);
-  std::vector<double> kl_part(kl ? n : 0);
   const double inv_z = 1.0 / z;
+  static const AttractionRows attraction_rows = select_attraction_rows();
   parallel_for(n, threads, [&](std::size_t begin, std::size_t end) {
-    for (std::size_t i = begin; i < end; ++i) {
-      double ax = 0, ay = 0, kl_i = 0;
-      const double xi = y[2 * i], yi = y[2 * i + 1];
-      for (std::int64_t e = p.row_ptr[i]; e < p.row_ptr[i + 1]; ++e) {
-        const int j = p.cols[e];
-        const double dx = xi - y[2 * j], dy = yi - y[2 * j + 1];
-        const double k = 1.0 / (1.0 + dx * dx + dy * dy);
-        const double w = p.values[e] * k;
-        ax += w * dx;
-        ay += w * dy;
-        if (kl) kl_i += p.values[e] * std::log(std::max(p.values[e], 1e-300) / (k * inv_z));
-      }
-      gradient[2 * i] = exaggeration * ax - rep[2 * i] * inv_z;
-      gradient[2 * i + 1] = exaggeration * ay - rep[2 * i + 1] * inv_z;
-      if (kl) kl_part[i] = kl_i;
-    }
+    attraction_rows(p, y.data(), begin, end, gradient.data());
+    for (std::size_t c = 2 * begin; c < 2 * end; ++c) gradient[c] = exaggeration * gradient[c] - rep[c] * inv_z;
   });
   if (kl) {
+    std::vector<double> kl_part(n);
+    parallel_for(n, threads, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) {
+        double kl_i = 0;
+        const double xi = y[2 * i], yi = y[2 * i + 1];
+        for (std::int64_t e = p.row_ptr[i]; e < p.row_ptr[i + 1]; ++e) {
+          const int j = p.cols[e];
+          const double dx = xi - y[2 * j], dy = yi - y[2 * j + 1];
+          const double k = 1.0 / (1.0 + dx * dx + dy * dy);
+          kl_i += p.values[e] * std::log(std::max(p.values[e], 1e-300) / (k * inv_z));
+        }
+        kl_part[i] = kl_i;
+      }
+    });
     double s = 0;
     for (double v : kl_part) s += v;
     *kl = s;
@@ -497,6 +726,7 @@ TsneResult run_tsne(const float* data, int rows, int dims, const TsneOptions& op
     }
   }
   const int threads = resolve_thread_count(options.threads);
+  const ParallelScope parallel_scope(threads);  // one set of threads for the thousands of short loops
   TsneResult result;
   result.rows = rows;
   result.input_dims = dims;

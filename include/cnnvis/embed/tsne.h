@@ -3,9 +3,10 @@
 // Pipeline: optional PCA to `pca_dims` -> exact k nearest neighbours (k = 3 * perplexity + 1) -> Gaussian
 // conditional affinities calibrated to the perplexity by binary search -> symmetric sparse P ->
 // gradient descent with momentum and per-coordinate gains (delta-bar-delta), early exaggeration.
-// Repulsion is exact (O(N^2)) for small N and FFT-interpolated for large N (FIt-SNE, Linderman et al.
-// 2019: Lagrange interpolation on equispaced nodes inside each box of a square grid, the kernel
-// convolution done by FFT), so each iteration costs O(N + grid log grid).
+// Repulsion is exact (O(N^2)) for small N and FFT-interpolated for large N (after FIt-SNE, Linderman
+// et al. 2019: Lagrange interpolation onto an equispaced grid, the kernel convolution done by FFT; here
+// with stencils centred on each point, one charge under two force kernels, and the normaliser from
+// Parseval's theorem), so each iteration costs O(N + grid log grid).
 //
 // Reproducible: the same data, options and seed give bit-identical coordinates whatever the number of
 // threads (every value is computed by one thread in a fixed order; sums over points are serial).
@@ -46,9 +47,10 @@ TsneMethod parse_tsne_method(const std::string& text);  // "auto" | "exact" | "f
 const char* tsne_method_name(TsneMethod method);
 
 struct FftRepulsionOptions {
-  int interpolation_points = 3;  // Lagrange nodes per box and dimension
-  int min_boxes = 50;            // boxes per dimension at least
-  double boxes_per_unit = 1.0;   // boxes per unit of embedding extent (FIt-SNE's intervals_per_integer)
+  int interpolation_points = 3;  // Lagrange stencil per dimension: this many grid nodes nearest the point
+  double nodes_per_unit = 3.0;   // grid nodes per unit of embedding extent
+  int min_nodes = 150;           // grid nodes across the layout at least
+  int max_nodes = 2048;          // and at most (coarser beyond: the grids take about 85 bytes per node^2)
 };
 
 // Gradient of KL(P || Q) for a 2-D embedding y (n x 2, row-major) in bhtsne units, i.e. dKL/dy / 4,
