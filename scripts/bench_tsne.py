@@ -8,8 +8,8 @@ initialisation, and the same number of threads. Printed per tool: wall time (cnn
 file reading and plots included, plus the engine's own time), 10-NN preservation (share of each point's
 10 nearest neighbours in the 50-D input that are among its 10 nearest in 2-D) and label kNN accuracy
 (leave-one-out majority vote of the 10 nearest 2-D neighbours). Each tool runs once per seed (default
-0, 1, 2: the seed moves both tools' PCA initialisation slightly, and the quality scores move by about
-0.001 with it), and the means are compared. Run with Debian's /usr/bin/python3.
+0, 1, 2: the seed moves scikit-learn's randomized PCA initialisation slightly, and its quality scores
+by about 0.001; cnnvis's PCA of a 50-D input is exact, so its runs repeat), and the means are compared. Run with Debian's /usr/bin/python3.
 """
 import argparse
 import gzip
