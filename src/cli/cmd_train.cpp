@@ -46,6 +46,9 @@ void setup_train(CLI::App& app) {
   cmd->add_option("--full-canvas-fraction", t.full_canvas_fraction,
                   "share of the steps, at the end, trained on whole canvases")
       ->capture_default_str();
+  cmd->add_option("--precision", t.precision,
+                  "arithmetic of training steps: auto (bf16 on CPUs with AVX512-BF16, else fp32), fp32 or bf16")
+      ->capture_default_str();
   cmd->add_option("--watch", t.watch_dir, "record the training movie (frames, GIFs, curves) into this directory");
   cmd->add_option("--watch-every", t.watch_every, "steps between movie frames")->capture_default_str();
   cmd->callback([options] {

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <spdlog/spdlog.h>
 #include <torch/version.h>
@@ -20,6 +21,48 @@ ScopedBatchInvariantKernels::ScopedBatchInvariantKernels(bool batch_invariant)
 }
 
 ScopedBatchInvariantKernels::~ScopedBatchInvariantKernels() { at::globalContext().setUserEnabledMkldnn(!previous_); }
+
+bool cpu_has_native_bf16() {
+#if defined(__GNUC__) && defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
+// LibTorch 2.4 renamed the CPU autocast switches (the old names remain, deprecated).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define CNNVIS_AUTOCAST_BY_DEVICE 1
+#endif
+
+ScopedCpuBf16Autocast::ScopedCpuBf16Autocast(bool enabled) {
+#ifdef CNNVIS_AUTOCAST_BY_DEVICE
+  previous_enabled_ = at::autocast::is_autocast_enabled(at::kCPU);
+  previous_dtype_ = static_cast<int>(at::autocast::get_autocast_dtype(at::kCPU));
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCPU, enabled);
+#else
+  previous_enabled_ = at::autocast::is_cpu_enabled();
+  previous_dtype_ = static_cast<int>(at::autocast::get_autocast_cpu_dtype());
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::set_cpu_enabled(enabled);
+#endif
+}
+
+ScopedCpuBf16Autocast::~ScopedCpuBf16Autocast() {
+  const auto dtype = static_cast<at::ScalarType>(previous_dtype_);
+#ifdef CNNVIS_AUTOCAST_BY_DEVICE
+  at::autocast::set_autocast_enabled(at::kCPU, previous_enabled_);
+  at::autocast::set_autocast_dtype(at::kCPU, dtype);
+#else
+  at::autocast::set_cpu_enabled(previous_enabled_);
+  at::autocast::set_autocast_cpu_dtype(dtype);
+#endif
+  // Autocast keeps the bf16 copies of the weights it made until told otherwise; they are stale once
+  // the optimiser has stepped.
+  at::autocast::clear_cache();
+}
 
 std::string libtorch_version() { return TORCH_VERSION; }
 

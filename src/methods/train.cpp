@@ -68,6 +68,16 @@ void validate(const TrainOptions& o) {
   if (o.crop_size < 0) throw UsageError("crop size must be >= 0, got " + std::to_string(o.crop_size));
   if (!(o.full_canvas_fraction >= 0.0) || o.full_canvas_fraction > 1.0)
     throw UsageError("full-canvas fraction must be in [0, 1]");
+  if (o.precision != "auto" && o.precision != "fp32" && o.precision != "bf16")
+    throw UsageError("--precision must be auto, fp32 or bf16, got '" + o.precision + "'");
+}
+
+// The arithmetic training runs in (see TrainOptions::precision).
+std::string resolve_precision(const TrainOptions& o, const at::Device& device) {
+  if (o.precision == "bf16" && !device.is_cpu())
+    throw UsageError("--precision bf16 is for CPU training (on CUDA the model trains in fp32)");
+  if (o.precision != "auto") return o.precision;
+  return device.is_cpu() && cpu_has_native_bf16() ? "bf16" : "fp32";
 }
 
 at::Device parse_device(const std::string& text) {
@@ -296,6 +306,10 @@ TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& we
   if (weights_path.empty()) throw UsageError("no output path given for the trained weights");
   const auto start = Clock::now();
   const at::Device device = parse_device(options.device);
+  const std::string precision = resolve_precision(options, device);
+  const bool bf16 = precision == "bf16";
+  if (bf16 && !cpu_has_native_bf16())
+    spdlog::warn("training in bf16 on a CPU without native bf16 (AVX512-BF16): emulated, slower than fp32");
 
   FashionMnistSplit train = load_fashion_mnist(options.data_dir, "train");
   FashionMnistSplit test = load_fashion_mnist(options.data_dir, "test");
@@ -326,9 +340,10 @@ TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& we
                     test_labels);
   }
   spdlog::info("training fashion_vgg on {} Fashion-MNIST canvases ({}x{}), testing on {}; {} epochs, batch {}, lr {}, "
-               "label smoothing {}, seed {}, device {}, {} threads",
+               "label smoothing {}, seed {}, device {}, {} threads, {}",
                n_train, options.canvas.size, options.canvas.size, n_test, options.epochs, options.batch_size,
-               options.learning_rate, options.label_smoothing, options.seed, options.device, at::get_num_threads());
+               options.learning_rate, options.label_smoothing, options.seed, options.device, at::get_num_threads(),
+               precision);
 
   seed_everything(options.seed);
   std::unique_ptr<Network> network = build_fashion_vgg(10);
@@ -382,7 +397,11 @@ TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& we
       const auto t1 = Clock::now();
       render_s += std::chrono::duration<double>(t1 - t0).count();
 
-      at::Tensor logits = network->forward(normalise(pixels)).logits;
+      at::Tensor logits;
+      {
+        const ScopedCpuBf16Autocast autocast(bf16);
+        logits = network->forward(normalise(pixels)).logits.to(at::kFloat);
+      }
       const at::Tensor log_probs = at::log_softmax(logits, 1);
       at::Tensor loss = at::nll_loss(log_probs, target);
       // Label smoothing: the target puts label_smoothing / 10 on every class and the rest on the label.
@@ -443,13 +462,14 @@ TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& we
   }
   result.test_accuracy = result.test_accuracy_per_epoch.back();
   result.steps = step;
+  result.precision = precision;
 
   network->set_training(false);
   network->set_parameters_trainable(false);
   char accuracy_text[32];
   std::snprintf(accuracy_text, sizeof(accuracy_text), "%.4f", result.test_accuracy);
   const std::string source = "cnnvis train, seed " + std::to_string(options.seed) + ", " + std::to_string(options.epochs) +
-                             " epochs, test accuracy " + accuracy_text;
+                             " epochs, " + precision + ", test accuracy " + accuracy_text;
   save_weights(*network, weights_path, {{"source", source}, {"architecture", "fashion_vgg"}});
   card.weights_file = std::filesystem::path(weights_path).filename().string();
   card.weights_sha256 = sha256_file(weights_path);

@@ -1,5 +1,6 @@
 // Training fashion_vgg (short CI-sized runs), determinism, and the training movie: frame rendering
 // colours, the GIF encoder (decoded back here with an independent LZW decoder) and the recorder's files.
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/core/runtime.h"
 #include "cnnvis/core/sha256.h"
 #include "cnnvis/io/idx.h"
 #include "cnnvis/io/model_card.h"
@@ -309,7 +311,8 @@ TEST(Train, ShortRunBeatsChance) {
   EXPECT_EQ(card.architecture, "fashion_vgg");
   EXPECT_EQ(card.weights_file, "w.safetensors");
   EXPECT_EQ(card.weights_sha256, sha256_file(dir / "w.safetensors"));
-  EXPECT_NE(card.source.find("seed 1, 2 epochs, test accuracy 0."), std::string::npos) << card.source;
+  EXPECT_NE(card.source.find("seed 1, 2 epochs, " + r.precision + ", test accuracy 0."), std::string::npos)
+      << card.source;
   EXPECT_EQ(card.labels.size(), 10u);
 }
 
@@ -322,6 +325,25 @@ TEST(Train, SameSeedSameWeights) {
   EXPECT_EQ(read_bytes(a.weights_path), read_bytes(b.weights_path));
   EXPECT_NE(read_bytes(a.weights_path), read_bytes(c.weights_path));
   EXPECT_EQ(a.test_accuracy, b.test_accuracy);
+}
+
+TEST(Train, PrecisionIsChosenByTheCpuAndBothArithmeticsTrain) {
+  SKIP_WITHOUT_FASHION_MNIST();
+  TempDir dir;
+  TrainOptions o = tiny_options(5);
+  const TrainResult automatic = train_fashion_vgg(o, dir / "auto.safetensors");
+  EXPECT_EQ(automatic.precision, cpu_has_native_bf16() ? "bf16" : "fp32");
+  o.precision = "fp32";
+  const TrainResult fp32 = train_fashion_vgg(o, dir / "fp32.safetensors");
+  o.precision = "bf16";  // emulated (slowly) where the CPU lacks bf16, but it still trains
+  const TrainResult bf16 = train_fashion_vgg(o, dir / "bf16.safetensors");
+  EXPECT_EQ(fp32.precision, "fp32");
+  EXPECT_EQ(bf16.precision, "bf16");
+  // bf16 rounds the convolutions' inputs, so the weights differ; the step count and the data do not.
+  EXPECT_NE(read_bytes(fp32.weights_path), read_bytes(bf16.weights_path));
+  EXPECT_EQ(read_bytes(automatic.weights_path), read_bytes((automatic.precision == "bf16" ? bf16 : fp32).weights_path));
+  EXPECT_EQ(fp32.steps, bf16.steps);
+  EXPECT_TRUE(std::isfinite(bf16.test_accuracy));
 }
 
 TEST(Train, WatchWritesFramesGifsAndCurves) {
@@ -367,6 +389,9 @@ TEST(Train, BadInputs) {
   EXPECT_THROW(train_fashion_vgg(o, dir / "w.safetensors"), UsageError);
   o = tiny_options(1);
   o.epochs = 0;
+  EXPECT_THROW(train_fashion_vgg(o, dir / "w.safetensors"), UsageError);
+  o = tiny_options(1);
+  o.precision = "fp16";
   EXPECT_THROW(train_fashion_vgg(o, dir / "w.safetensors"), UsageError);
 }
 
