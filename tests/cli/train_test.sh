@@ -25,7 +25,7 @@ if [[ -s $tmp/x.json ]]; then
   [[ $(json "$tmp/x.json" "d['weights_sha256']") == $(sha256sum "$tmp/x.safetensors" | cut -d' ' -f1) ]] \
     || fail "card: sha256 does not match the weights"
   [[ $(json "$tmp/x.json" "d['architecture']") == fashion_vgg ]] || fail "card: architecture"
-  json "$tmp/x.json" "d['source']" | grep -q "cnnvis train, seed 1, 1 epochs, test accuracy" || fail "card: source"
+  json "$tmp/x.json" "d['source']" | grep -Eq "cnnvis train, seed 1, 1 epochs, (fp32|bf16), test accuracy" || fail "card: source"
 fi
 for layer in features.0 features.4 features.8 features.11 features.15; do
   n=$(ls "$tmp/watch/$layer"/frame_*.png 2> /dev/null | wc -l)
