@@ -409,6 +409,7 @@ void convert_to_f32(const TensorEntry& entry, const std::uint8_t* src, float* ds
   // The data section is not necessarily aligned, so every element is read with memcpy or bytewise.
   switch (entry.dtype) {
     case DType::F32:
+      if (n == 0) return;  // an empty tensor: dst may be null, and memcpy must not see it
       if (host_is_little_endian()) {
         std::memcpy(dst, src, static_cast<std::size_t>(n) * 4);
       } else {

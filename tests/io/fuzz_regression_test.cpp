@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -58,6 +59,25 @@ TEST(FuzzRegression, SafetensorsHeaderWithAHugeNumber) {
   } catch (const WeightsError& e) {
     EXPECT_STREQ(e.what(), "w.safetensors: header is not valid JSON (a number is out of range)");
   }
+}
+
+// fuzz_safetensors: a tensor with no elements (shape [0, 3]) reached memcpy with the null data pointer
+// of an empty destination vector (UBSan: null pointer passed as argument 1). Empty tensors are valid.
+TEST(FuzzRegression, SafetensorsEmptyTensorConvertsWithoutTouchingItsDestination) {
+  const std::string crash(
+      "{\000\000\000\000\000\000\000{\"ayy^^mpty\": {\"dtype\": \"F32\", \"shape\": [0, 3], \"data_offs"
+      "ets\": [44, 44]}}  \000\000\000\000\000\000\200\077\000\000\000@\000\000@@\000\000^^^^^^^^^^^^^^"
+      "^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^`^^^^~^^^^^^^shape*********************dats^^^^^^^^"
+      "^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^`^^^^^^^^^^^^shape*********************datsourource\012*"
+      "*{***3\000",
+      312);
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(crash.data());
+  const SafetensorsHeader header = parse_safetensors(bytes, crash.size(), "w.safetensors");
+  ASSERT_EQ(header.entries.size(), 1u);
+  const TensorEntry& entry = header.entries[0];
+  EXPECT_EQ(entry.numel(), 0);
+  std::vector<float> floats;  // empty: data() is null
+  convert_to_f32(entry, bytes + header.data_offset + entry.begin, floats.data());
 }
 
 }  // namespace
