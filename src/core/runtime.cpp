@@ -36,7 +36,7 @@ bool cpu_has_native_bf16() {
 #define CNNVIS_AUTOCAST_BY_DEVICE 1
 #endif
 
-ScopedCpuBf16Autocast::ScopedCpuBf16Autocast(bool enabled) {
+ScopedCpuBf16Autocast::ScopedCpuBf16Autocast(bool enabled) : enabled_(enabled) {
 #ifdef CNNVIS_AUTOCAST_BY_DEVICE
   previous_enabled_ = at::autocast::is_autocast_enabled(at::kCPU);
   previous_dtype_ = static_cast<int>(at::autocast::get_autocast_dtype(at::kCPU));
@@ -60,8 +60,8 @@ ScopedCpuBf16Autocast::~ScopedCpuBf16Autocast() {
   at::autocast::set_autocast_cpu_dtype(dtype);
 #endif
   // Autocast keeps the bf16 copies of the weights it made until told otherwise; they are stale once
-  // the optimiser has stepped.
-  at::autocast::clear_cache();
+  // the optimiser has stepped. (Only an enabled scope makes copies.)
+  if (enabled_) at::autocast::clear_cache();
 }
 
 std::string libtorch_version() { return TORCH_VERSION; }

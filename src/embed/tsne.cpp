@@ -3,13 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <mutex>
 #include <random>
 #include <string>
-#include <cstdlib>
-#include <cstring>
 
 #include <fftw3.h>
 
@@ -371,40 +370,42 @@ double fft_repulsion(const std::vector<double>& y, const FftRepulsionOptions& op
         // Columns 1..m/2-1 stand for their mirror images m - kx too.
         ws.z_lines[kx] = (kx == 0 || static_cast<int>(kx) == quarter) ? energy : 2 * energy;
       }
-      for (int c = 0; c < 2; ++c) {
-        if (c == 0) {  // dx K2: -i S[fold(ky)][kx - 1], zero at kx = 0 and m/2
-          if (kx == 0 || static_cast<int>(kx) == quarter) {
-            std::fill(scratch.data, scratch.data + 2 * m, 0.f);
-          } else {
-            const float* s = ws.odd_lines.data + (kx - 1) * qs;
-            for (int ky = 0; ky < m; ++ky) {
-              const float f = s[ky <= quarter ? ky : m - ky] * norm;
-              product[ky][0] = q[ky][1] * f;
-              product[ky][1] = -q[ky][0] * f;
-            }
-          }
-        } else {  // dy K2: -i sgn(ky) S[kx][fold(ky) - 1], zero at ky = 0 and m/2
-          const float* s = ws.odd_lines_t.data + kx * qs;
-          product[0][0] = product[0][1] = 0.f;
-          product[quarter][0] = product[quarter][1] = 0.f;
-          for (int ky = 1; ky < quarter; ++ky) {
-            const float f = s[ky - 1] * norm;
-            product[ky][0] = q[ky][1] * f;
-            product[ky][1] = -q[ky][0] * f;
-          }
-          for (int ky = quarter + 1; ky < m; ++ky) {
-            const float f = -s[m - ky - 1] * norm;
-            product[ky][0] = q[ky][1] * f;
-            product[ky][1] = -q[ky][0] * f;
-          }
-        }
+      // Back along y, keeping rows < nodes as row spectra of potential c.
+      const auto transform_back = [&](int c) {
         fftwf_execute_dft(plans.line_inverse, product, column);
         fftwf_complex* rows = ws.inverse_rows[c].complex();
         for (int r = 0; r < nodes; ++r) {
           rows[r * ss + kx][0] = column[r][0];
           rows[r * ss + kx][1] = column[r][1];
         }
+      };
+      // dx K2: -i S[fold(ky)][kx - 1], zero at kx = 0 and m/2.
+      if (kx == 0 || static_cast<int>(kx) == quarter) {
+        std::fill(scratch.data, scratch.data + 2 * m, 0.f);
+      } else {
+        const float* s = ws.odd_lines.data + (kx - 1) * qs;
+        for (int ky = 0; ky < m; ++ky) {
+          const float f = s[ky <= quarter ? ky : m - ky] * norm;
+          product[ky][0] = q[ky][1] * f;
+          product[ky][1] = -q[ky][0] * f;
+        }
       }
+      transform_back(0);
+      // dy K2: -i sgn(ky) S[kx][fold(ky) - 1], zero at ky = 0 and m/2.
+      const float* s = ws.odd_lines_t.data + kx * qs;
+      product[0][0] = product[0][1] = 0.f;
+      product[quarter][0] = product[quarter][1] = 0.f;
+      for (int ky = 1; ky < quarter; ++ky) {
+        const float f = s[ky - 1] * norm;
+        product[ky][0] = q[ky][1] * f;
+        product[ky][1] = -q[ky][0] * f;
+      }
+      for (int ky = quarter + 1; ky < m; ++ky) {
+        const float f = -s[m - ky - 1] * norm;
+        product[ky][0] = q[ky][1] * f;
+        product[ky][1] = -q[ky][0] * f;
+      }
+      transform_back(1);
     }
   });
   // Rows back to real potentials.

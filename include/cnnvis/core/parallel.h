@@ -73,24 +73,23 @@ void parallel_for(std::size_t n, int threads, Body&& body, std::size_t min_chunk
     return;
   }
   const std::size_t step = (n + workers - 1) / workers;
+  // Range w of the split; the same split whether the pool or fresh threads run it.
+  const auto run_range = [&](std::size_t w) {
+    const std::size_t begin = w * step;
+    const std::size_t end = std::min(n, begin + step);
+    if (begin < end) body(begin, end);
+  };
   ThreadPool* pool = detail::current_pool();
   if (pool && !pool->busy() && static_cast<std::size_t>(pool->size()) >= workers) {
-    pool->run([&](int w) {
-      const std::size_t begin = static_cast<std::size_t>(w) * step;
-      const std::size_t end = std::min(n, begin + step);
-      if (begin < end) body(begin, end);
-    });
+    pool->run([&](int w) { run_range(static_cast<std::size_t>(w)); });
     return;
   }
   std::vector<std::thread> pool_threads;
   std::vector<std::exception_ptr> errors(workers);
-  for (std::size_t w = 0; w < workers; ++w) {
-    const std::size_t begin = w * step;
-    const std::size_t end = std::min(n, begin + step);
-    if (begin >= end) break;
-    pool_threads.emplace_back([&, w, begin, end] {
+  for (std::size_t w = 0; w < workers && w * step < n; ++w) {
+    pool_threads.emplace_back([&, w] {
       try {
-        body(begin, end);
+        run_range(w);
       } catch (...) {
         errors[w] = std::current_exception();
       }

@@ -60,6 +60,7 @@ class ScopedCpuBf16Autocast {
   ScopedCpuBf16Autocast& operator=(const ScopedCpuBf16Autocast&) = delete;
 
  private:
+  bool enabled_;
   bool previous_enabled_;
   int previous_dtype_;  // c10::ScalarType, kept as int to keep c10 out of this header
 };
