@@ -217,6 +217,11 @@ std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& 
         at::Tensor head;
         if (method == CamMethod::cam) {
           const Linear* fc = cam_head(net, layer, a.size(1));
+          if (fc == nullptr && !net.native()) {
+            throw UsageError("CAM reads the weights of a native global-average-pool + linear head; " +
+                             net.architecture() + " is a TorchScript model: use gradcam (on such a head it gives " +
+                             "the same map as CAM)");
+          }
           if (fc == nullptr) {
             throw UsageError("CAM needs a global-average-pool + linear head right after the layer; layer '" + layer +
                              "' of " + net.architecture() + " has none (use gradcam, or the last conv block of googlenet)");

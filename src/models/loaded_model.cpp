@@ -13,6 +13,7 @@
 #include "cnnvis/models/architectures.h"
 #include "cnnvis/models/inception5h.h"
 #include "cnnvis/models/registry.h"
+#include "cnnvis/models/torchscript.h"
 #include "cnnvis/models/weights.h"
 
 namespace cnnvis {
@@ -105,7 +106,69 @@ LoadedModel::LoadedModel(LoadedModel&&) noexcept = default;
 LoadedModel& LoadedModel::operator=(LoadedModel&&) noexcept = default;
 LoadedModel::~LoadedModel() = default;
 
+namespace {
+
+// The card of a TorchScript file: --card, else FILE.json beside it, else torchvision's ImageNet
+// preprocessing with classes named by index.
+ModelCard torchscript_card(const ModelLoadOptions& options) {
+  ModelCard card;
+  std::string path = options.card;
+  if (path.empty()) {
+    const fs::path beside = fs::path(options.model).replace_extension(".json");
+    if (fs::is_regular_file(beside)) path = beside.string();
+  }
+  if (!path.empty()) {
+    card = read_model_card(path);
+    if (card.architecture != "torchscript") {
+      throw ModelCardError(path + ": card is for architecture '" + card.architecture + "', not a TorchScript "
+                           "model (a card beside FILE.pt says \"architecture\": \"torchscript\")");
+    }
+    return card;
+  }
+  card.name = fs::path(options.model).stem().string();
+  card.architecture = "torchscript";
+  card.weights_file = fs::path(options.model).filename().string();
+  spdlog::debug("{}: no card beside it; ImageNet preprocessing (224 x 224, RGB, torchvision mean/std)", options.model);
+  return card;
+}
+
+}  // namespace
+
+LoadedModel LoadedModel::load_torchscript_model(const ModelLoadOptions& options) {
+  if (!options.weights.empty()) {
+    throw UsageError("--weights does not apply to TorchScript model " + options.model + ": its weights are inside it");
+  }
+  if (!fs::is_regular_file(options.model)) throw WeightsError(options.model + ": TorchScript file not found");
+  auto impl = std::make_unique<Impl>();
+  impl->card = torchscript_card(options);
+  impl->device = options.device;
+  const auto start = std::chrono::steady_clock::now();
+  TorchScriptNetwork loaded = load_torchscript(options.model, impl->card.input_height, impl->card.input_width);
+  spdlog::debug("{}: loaded and probed in {:.0f} ms", options.model,
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  if (!impl->card.labels.empty() && static_cast<int>(impl->card.labels.size()) != loaded.num_classes) {
+    throw ModelCardError(impl->card.card_path + ": the card names " + std::to_string(impl->card.labels.size()) +
+                         " classes, the model " + options.model + " has " + std::to_string(loaded.num_classes));
+  }
+  if (impl->card.default_layer.empty()) impl->card.default_layer = loaded.default_layer;
+  impl->network = std::move(loaded.network);
+  impl->weights_path = options.model;
+  impl->weights_sha256 = cached_sha256(options.model);
+  if (!impl->card.weights_sha256.empty() && impl->card.weights_sha256 != impl->weights_sha256) {
+    spdlog::warn("{}: sha256 {} differs from the card's {} ({}); using it anyway", options.model,
+                 impl->weights_sha256.substr(0, 12), impl->card.weights_sha256.substr(0, 12), impl->card.card_path);
+  }
+  impl->network->set_parameters_trainable(false);
+  try {
+    impl->network->to(at::Device(options.device));
+  } catch (const c10::Error& e) {
+    throw DeviceError("cannot move model " + options.model + " to " + options.device + ": " + e.what_without_backtrace());
+  }
+  return LoadedModel(std::move(impl));
+}
+
 LoadedModel LoadedModel::load(const ModelLoadOptions& options) {
+  if (is_torchscript_path(options.model)) return load_torchscript_model(options);
   find_model_info(options.model);
   auto impl = std::make_unique<Impl>();
   impl->card = find_card(options);

@@ -38,6 +38,33 @@ std::pair<double, double> ReceptiveField::span(int unit) const {
   return {x0, x1};
 }
 
+ReceptiveField window_field(const ReceptiveField& in, int kernel, int stride, int padding, bool ceil_mode) {
+  ReceptiveField out = in;
+  out.size = in.size + (kernel - 1) * in.stride;
+  out.start = in.start + ((kernel - 1) / 2.0 - padding) * in.stride;
+  out.stride = in.stride * stride;
+  const double span = in.extent + 2.0 * padding - kernel;
+  double extent = (ceil_mode ? std::ceil(span / stride) : std::floor(span / stride)) + 1;
+  // PyTorch drops a last ceil-mode window that would start inside the right padding.
+  if (ceil_mode && (extent - 1) * stride >= in.extent + padding) extent -= 1;
+  out.extent = extent;
+  return out;
+}
+
+ReceptiveField adaptive_pool_field(const ReceptiveField& in, int output_size) {
+  if (in.extent <= output_size) {
+    // Upsampling/identity: each output unit sees (at most) one input unit.
+    ReceptiveField out = in;
+    out.extent = output_size;
+    return out;
+  }
+  const int window = static_cast<int>(std::ceil(in.extent / output_size));
+  const int step = static_cast<int>(std::floor(in.extent / output_size));
+  ReceptiveField out = window_field(in, window, step, 0, false);
+  out.extent = output_size;
+  return out;
+}
+
 void Node::collect_tensors(std::vector<std::pair<std::string, at::Tensor*>>&, bool) {}
 
 at::Tensor ForwardState::record(const std::string& name, at::Tensor output) {
@@ -68,6 +95,8 @@ Network::Network(std::string architecture, std::unique_ptr<Node> root, int num_c
     : architecture_(std::move(architecture)), root_(std::move(root)), num_classes_(num_classes) {}
 
 Network::~Network() = default;
+
+bool Network::native() const { return root_->native(); }
 
 ForwardResult Network::forward(const at::Tensor& x, const ForwardRequest& request) const {
   if (x.dim() != 4) {
@@ -124,6 +153,7 @@ void Network::set_parameters_trainable(bool trainable) {
 }
 
 void Network::to(const at::Device& device) {
+  if (root_->move_to(device)) return;
   for (auto& [name, tensor] : named_tensors(true)) {
     if (!tensor->defined()) continue;
     const bool grad = tensor->requires_grad();
@@ -171,12 +201,23 @@ std::string Network::resolve_layer(const std::string& name_or_alias) const {
   if (it != aliases_.end()) return it->second;
   std::vector<std::string> names;
   for (const auto& [alias, target] : aliases_) names.push_back(alias);
+  // The names closest in spelling first: a typo or a block index one off ("layer4.3" for "layer4.2").
+  std::vector<std::pair<std::size_t, std::string>> near;
+  for (const Node* node : nodes()) near.emplace_back(edit_distance(name_or_alias, node->name()), node->name());
+  for (const auto& [alias, target] : aliases_) near.emplace_back(edit_distance(name_or_alias, alias), alias);
+  std::stable_sort(near.begin(), near.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::string> nearest;
+  for (const auto& [distance, name] : near) {
+    if (nearest.size() == 5 || distance > std::max<std::size_t>(2, name_or_alias.size() / 3)) break;
+    nearest.push_back(name);
+  }
+  const std::string near_text = nearest.empty() ? "" : "; nearest: " + join(nearest, ", ");
   // Blocks and their direct parts ("features.29", "inception4c.branch2"); deeper names are in
   // `cnnvis layers`.
   for (const Node* node : nodes()) {
     if (std::count(node->name().begin(), node->name().end(), '.') <= 1) names.push_back(node->name());
   }
-  throw UsageError("model " + architecture_ + " has no layer '" + name_or_alias + "'; valid names include: " +
+  throw UsageError("model " + architecture_ + " has no layer '" + name_or_alias + "'" + near_text + "; valid names include: " +
                    list_for_message(names, 120) + " (all of them: `cnnvis layers --model " + architecture_ + "`)");
 }
 
@@ -214,6 +255,7 @@ std::int64_t own_parameter_count(Node* node) {
 }  // namespace
 
 std::vector<LayerInfo> Network::describe_layers(int height, int width) const {
+  if (std::vector<LayerInfo> described; root_->describe_tree(height, width, described)) return described;
   ForwardRequest request;
   for (const Node* node : nodes()) request.taps.push_back(node->name());
   at::NoGradGuard no_grad;
@@ -253,19 +295,6 @@ namespace {
 std::string join_name(const std::string& prefix, const std::string& leaf) {
   return prefix.empty() ? leaf : prefix + "." + leaf;
 }
-
-ReceptiveField window_field(const ReceptiveField& in, int kernel, int stride, int padding, bool ceil_mode) {
-  ReceptiveField out = in;
-  out.size = in.size + (kernel - 1) * in.stride;
-  out.start = in.start + ((kernel - 1) / 2.0 - padding) * in.stride;
-  out.stride = in.stride * stride;
-  const double span = in.extent + 2.0 * padding - kernel;
-  double extent = (ceil_mode ? std::ceil(span / stride) : std::floor(span / stride)) + 1;
-  // PyTorch drops a last ceil-mode window that would start inside the right padding.
-  if (ceil_mode && (extent - 1) * stride >= in.extent + padding) extent -= 1;
-  out.extent = extent;
-  return out;
-}
 }  // namespace
 
 Conv2d::Conv2d(std::string name, int in_channels_, int out_channels_, int kernel_, int stride_, int padding_,
@@ -298,6 +327,8 @@ void Conv2d::collect_tensors(std::vector<std::pair<std::string, at::Tensor*>>& o
   out.emplace_back(join_name(name_, "weight"), &weight);
   if (bias.defined()) out.emplace_back(join_name(name_, "bias"), &bias);
 }
+
+at::Tensor Conv2d::conv_weight() const { return weight; }
 
 ReceptiveField Conv2d::propagate(const ReceptiveField& in) const {
   return window_field(in, kernel, stride, padding, false);
@@ -368,17 +399,7 @@ at::Tensor AdaptiveAvgPool2d::forward(const at::Tensor& x, ForwardState&) const 
 }
 
 ReceptiveField AdaptiveAvgPool2d::propagate(const ReceptiveField& in) const {
-  if (in.extent <= output_size) {
-    // Upsampling/identity: each output unit sees (at most) one input unit.
-    ReceptiveField out = in;
-    out.extent = output_size;
-    return out;
-  }
-  const int window = static_cast<int>(std::ceil(in.extent / output_size));
-  const int step = static_cast<int>(std::floor(in.extent / output_size));
-  ReceptiveField out = window_field(in, window, step, 0, false);
-  out.extent = output_size;
-  return out;
+  return adaptive_pool_field(in, output_size);
 }
 
 at::Tensor Flatten::forward(const at::Tensor& x, ForwardState&) const { return x.flatten(1); }

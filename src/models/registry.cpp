@@ -34,6 +34,14 @@ const ModelInfo& find_model_info(const std::string& name) {
   throw UsageError("unknown model '" + name + "' (known: " + join(names, ", ") + ")");
 }
 
+bool is_torchscript_path(const std::string& model) {
+  for (const char* suffix : {".pt", ".ts", ".pth", ".torchscript"}) {
+    const std::string s(suffix);
+    if (model.size() > s.size() && model.compare(model.size() - s.size(), s.size(), s) == 0) return true;
+  }
+  return false;
+}
+
 ModelCard default_model_card(const std::string& name) {
   find_model_info(name);
   ModelCard card;

@@ -17,5 +17,7 @@ std::string safe_file_stem(std::string_view text);
 std::string csv_field(std::string_view text);
 // "a, b, c" limited to max_items entries, then ", ... (N more)".
 std::string list_for_message(const std::vector<std::string>& items, std::size_t max_items = 20);
+// Levenshtein distance (insertions, deletions, substitutions of one byte), for "nearest names" hints.
+std::size_t edit_distance(std::string_view a, std::string_view b);
 
 }  // namespace cnnvis

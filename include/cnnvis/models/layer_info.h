@@ -20,6 +20,12 @@ struct ReceptiveField {
   std::pair<double, double> span(int unit) const;
 };
 
+// The field after a window (convolution or pooling) of `kernel` with `stride` and `padding`, as PyTorch
+// computes the output extent (ceil_mode: pooling's rounding up).
+ReceptiveField window_field(const ReceptiveField& in, int kernel, int stride, int padding, bool ceil_mode);
+// The field after adaptive pooling to output_size x output_size (PyTorch's uneven windows, the widest).
+ReceptiveField adaptive_pool_field(const ReceptiveField& in, int output_size);
+
 struct LayerInfo {
   std::string name;
   std::string type;

@@ -19,6 +19,7 @@ class Conv2d : public Node {
   at::Tensor forward(const at::Tensor& x, ForwardState& state) const override;
   void collect_tensors(std::vector<std::pair<std::string, at::Tensor*>>& out, bool include_buffers) override;
   ReceptiveField propagate(const ReceptiveField& in) const override;
+  at::Tensor conv_weight() const override;
   int in_channels, out_channels, kernel, stride, padding;
   at::Tensor weight, bias;  // bias undefined when absent
 };
@@ -41,6 +42,10 @@ class ReLU : public Node {
   explicit ReLU(std::string name) : Node(std::move(name), "ReLU") {}
   at::Tensor forward(const at::Tensor& x, ForwardState& state) const override;
 };
+
+// A ReLU (upper = infinity) or a ReLU clipped at `upper` (ReLU6 is hardtanh(x, 0, 6)) whose backward pass
+// follows `mode`. The native ReLU slot and the ReLUs of TorchScript models both run through it.
+at::Tensor relu_with_mode(const at::Tensor& x, ReluMode mode, double upper);
 
 class MaxPool2d : public Node {
  public:

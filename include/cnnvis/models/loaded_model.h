@@ -14,7 +14,7 @@ namespace cnnvis {
 class Network;
 
 struct ModelLoadOptions {
-  std::string model;        // vgg16 | googlenet | fashion_vgg
+  std::string model;        // vgg16 | googlenet | fashion_vgg | inception5h, or a TorchScript FILE.pt
   std::string weights;      // explicit .safetensors path; empty: from the card / models dir
   std::string card;         // explicit card path; empty: next to the weights, then models dir, then built in
   std::string models_dir;   // extra directory to search first
@@ -58,6 +58,7 @@ class LoadedModel {
 
  private:
   struct Impl;
+  static LoadedModel load_torchscript_model(const ModelLoadOptions& options);
   explicit LoadedModel(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

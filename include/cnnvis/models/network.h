@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include "cnnvis/models/layer_info.h"
 
@@ -71,6 +72,17 @@ class Node {
   virtual std::vector<Node*> children() const { return {}; }
   // Receptive field after this node given the field of its input.
   virtual ReceptiveField propagate(const ReceptiveField& in) const { return in; }
+  // The kernel of a 2-D convolution (out x in x kh x kw); undefined for every other node.
+  virtual at::Tensor conv_weight() const { return {}; }
+
+  // Hooks for a root that runs its whole network itself (a TorchScript module) instead of running its
+  // children one by one; the native containers keep the defaults.
+  // False: the children are descriptions only (names, types), not runnable steps.
+  virtual bool native() const { return true; }
+  // Fills `out` with every layer for an input of height x width and returns true; false: walk the children.
+  virtual bool describe_tree(int height, int width, std::vector<LayerInfo>& out) const { return false; }
+  // Moves what collect_tensors does not own to `device`; returns true when it moved everything itself.
+  virtual bool move_to(const at::Device& device) { return false; }
 
  protected:
   std::string name_;
@@ -88,6 +100,9 @@ class Network {
 
   const std::string& architecture() const { return architecture_; }
   int num_classes() const { return num_classes_; }
+  // False for a network whose layers are not native nodes (a TorchScript module): engines that run
+  // layers one by one (incremental occlusion, the CAM head check) must not step through its nodes.
+  bool native() const;
 
   // x: N x 3 x H x W, already normalised for the network.
   ForwardResult forward(const at::Tensor& x, const ForwardRequest& request = {}) const;

@@ -18,6 +18,10 @@ const std::vector<ModelInfo>& known_models();
 // Throws UsageError naming the unknown model and listing the known ones.
 const ModelInfo& find_model_info(const std::string& name);
 
+// True for a --model value that names a TorchScript file (.pt, .ts, .pth, .torchscript) rather than a
+// built-in model.
+bool is_torchscript_path(const std::string& model);
+
 // A card with the architecture's built-in facts, used when no card file is found (ImageNet models then
 // have no class names; the fashion model has its ten).
 ModelCard default_model_card(const std::string& name);

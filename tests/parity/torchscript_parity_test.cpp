@@ -1,0 +1,146 @@
+// Parity of TorchScript models with PyTorch eager (tests/parity/make_torchscript_reference.py): logits,
+// activations at module paths, Grad-CAM and input gradients (vanilla, guided with ReLU and ReLU6) of
+// seeded random ResNet-18 (traced and scripted), MobileNetV2 and EfficientNet-B0, loaded from the .pt.
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+
+#include "cnnvis/methods/backprop.h"
+#include "cnnvis/methods/gradcam.h"
+#include "cnnvis/methods/saliency.h"
+#include "cnnvis/models/loaded_model.h"
+#include "cnnvis/models/network.h"
+#include "parity_helpers.h"
+
+namespace cnnvis {
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kDir = fs::path(CNNVIS_PARITY_DIR) / "ts";
+
+cv::Mat load_map(const fs::path& path) {
+  NpyArray array = read_npy(path.string());
+  std::vector<float> values = array.to_float();
+  const int channels = array.shape.size() == 3 ? static_cast<int>(array.shape[2]) : 1;
+  cv::Mat out(static_cast<int>(array.shape[0]), static_cast<int>(array.shape[1]), CV_MAKETYPE(CV_32F, channels));
+  std::memcpy(out.ptr<float>(), values.data(), sizeof(float) * values.size());
+  return out;
+}
+
+cv::Mat load_input(const fs::path& path) {
+  NpyArray array = read_npy(path.string());
+  std::vector<float> values = array.to_float();
+  const int h = static_cast<int>(array.shape[2]), w = static_cast<int>(array.shape[3]);
+  cv::Mat out(h, w, CV_32FC3);
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x) out.at<cv::Vec3f>(y, x)[c] = values[(c * h + y) * w + x];
+  return out;
+}
+
+double scaled_difference(const cv::Mat& ours, const cv::Mat& reference) {
+  EXPECT_EQ(ours.size(), reference.size());
+  EXPECT_EQ(ours.type(), reference.type());
+  const double a = cv::norm(ours, cv::NORM_INF), b = cv::norm(reference, cv::NORM_INF);
+  EXPECT_GT(b, 0.0) << "degenerate reference";
+  return cv::norm(ours / (a > 0 ? a : 1), reference / (b > 0 ? b : 1), cv::NORM_INF);
+}
+
+at::Tensor normalised_input(const cv::Mat& rgb) {
+  at::Tensor x = at::from_blob(const_cast<float*>(rgb.ptr<float>()), {1, rgb.rows, rgb.cols, 3}, at::kFloat)
+                     .permute({0, 3, 1, 2})
+                     .clone();
+  const at::Tensor mean = at::tensor({0.485f, 0.456f, 0.406f}).view({1, 3, 1, 1});
+  const at::Tensor std = at::tensor({0.229f, 0.224f, 0.225f}).view({1, 3, 1, 1});
+  return (x - mean) / std;
+}
+
+nlohmann::json summary() {
+  const fs::path file = kDir / "summary.json";
+  EXPECT_TRUE(fs::exists(file)) << "run the torchscript parity fixture first (ctest does): " << file;
+  nlohmann::json j;
+  std::ifstream(file) >> j;
+  return j;
+}
+
+TEST(TorchScriptParity, LogitsAndActivationsAtModulePaths) {
+  const auto s = summary();
+  for (const auto& entry : s["models"]) {
+    const std::string name = entry["name"];
+    ModelLoadOptions options;
+    options.model = (kDir / (name + ".pt")).string();
+    LoadedModel model = LoadedModel::load(options);
+    EXPECT_EQ(model.num_classes(), 10) << name;
+    EXPECT_EQ(model.card().input_height, s["size"].get<int>()) << "the card beside the .pt is read";
+    for (int i = 0; i < s["inputs"].get<int>(); ++i) {
+      const std::string suffix = "_" + std::to_string(i) + ".npy";
+      ForwardRequest request;
+      request.taps = entry["layers"].get<std::vector<std::string>>();
+      at::NoGradGuard no_grad;
+      const at::Tensor x = normalised_input(load_input(kDir / (name + "_input" + std::to_string(i) + ".npy")));
+      const ForwardResult result = model.network().forward(x, request);
+      const double logit_error =
+          relative_error(result.logits, load_npy_tensor(kDir / (name + "_logits" + std::to_string(i) + ".npy")));
+      EXPECT_LE(logit_error, 1e-4) << name << " logits, input " << i;
+      for (const auto& layer : request.taps) {
+        const at::Tensor reference = load_npy_tensor(kDir / (name + "_act_" + layer + suffix));
+        const at::Tensor ours = result.taps.at(layer)[0];
+        ASSERT_EQ(ours.sizes(), reference.sizes()) << name << " " << layer;
+        const double error = relative_error(ours, reference);
+        EXPECT_LE(error, 1e-4) << name << " " << layer << ", input " << i;
+        std::cout << name << " " << layer << " input " << i << ": relative error " << error << "\n";
+      }
+      // Only the layers asked for: the graph is cut after the last one and gives the same values.
+      request.need_logits = false;
+      const ForwardResult cut = model.network().forward(x, request);
+      EXPECT_FALSE(cut.logits.defined());
+      for (const auto& layer : request.taps) EXPECT_TRUE(at::equal(cut.taps.at(layer), result.taps.at(layer))) << layer;
+    }
+  }
+}
+
+TEST(TorchScriptParity, GradCamAndInputGradientsMatchEager) {
+  const auto s = summary();
+  for (const auto& entry : s["models"]) {
+    const std::string name = entry["name"];
+    ModelLoadOptions options;
+    options.model = (kDir / (name + ".pt")).string();
+    LoadedModel model = LoadedModel::load(options);
+    std::vector<cv::Mat> inputs;
+    for (int i = 0; i < s["inputs"].get<int>(); ++i) {
+      inputs.push_back(load_input(kDir / (name + "_input" + std::to_string(i) + ".npy")));
+    }
+    CamRequest cam;
+    cam.layers = {entry["cam_layer"].get<std::string>()};
+    const auto cams = run_cams(model, inputs, cam);  // one batch: images stay independent
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      const std::string suffix = "_" + std::to_string(i) + ".npy";
+      const int target = entry["targets"][i];
+      ASSERT_EQ(cams[i].maps.size(), 1u);
+      EXPECT_EQ(cams[i].maps[0].target.index, target) << name;
+      const double cam_error = scaled_difference(cams[i].maps[0].cam_layer, load_map(kDir / (name + "_gradcam" + suffix)));
+      EXPECT_LE(cam_error, 1e-4) << name << " gradcam, input " << i;
+      std::cout << name << " gradcam input " << i << ": " << cam_error << "\n";
+      std::vector<BackpropMode> modes = {BackpropMode::vanilla};
+      if (entry["guided"].get<bool>()) modes.push_back(BackpropMode::guided);
+      for (BackpropMode mode : modes) {
+        BackpropOptions bp;
+        bp.mode = mode;
+        bp.target = std::to_string(target);
+        const BackpropResult r = run_backprop(model, {inputs[i]}, bp).at(0);
+        const double error = scaled_difference(r.gradient, load_map(kDir / (name + "_" + backprop_mode_name(mode) + suffix)));
+        EXPECT_LE(error, 1e-4) << name << " " << backprop_mode_name(mode) << ", input " << i;
+        std::cout << name << " " << backprop_mode_name(mode) << " input " << i << ": " << error << "\n";
+      }
+    }
+    EXPECT_EQ(model.network().relu_mode(), ReluMode::standard);
+  }
+}
+
+}  // namespace
+}  // namespace cnnvis
