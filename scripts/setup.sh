@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up cnnvis on a fresh Debian 12 machine and builds it into build/ (binary: build/cnnvis).
+# Sets up cnnvis on a fresh Debian 12 machine and builds the tool into build/ (binary: build/cnnvis).
 # Idempotent: packages already installed are not fetched again, the build is incremental (ccache), and
 # the demo model is trained only when its weights are absent.
 #
@@ -43,7 +43,8 @@ esac
 jobs=${CNNVIS_JOBS:-$(nproc)}
 mkdir -p build && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > build/configure.log 2>&1 \
   || { cat build/configure.log; exit 1; }
-cmake --build build -j "$jobs"
+# Only what this command runs: the tool (the tests are built by scripts/test.sh).
+cmake --build build -j "$jobs" --target cnnvis
 rm -f build/configure.log
 
 if [[ -z ${SKIP_TRAIN:-} && ! -f models/fashion_vgg.safetensors ]]; then

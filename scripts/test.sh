@@ -7,6 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
+cmake --build build -j "${CNNVIS_JOBS:-$(nproc)}"  # the tests, benchmarks and tools setup.sh leaves out
 # LibTorch's OpenMP threads spin while waiting; with tests running side by side on two cores that
 # spinning made runs 4-5x slower. Passive waiting keeps parallel tests from starving each other.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}

@@ -59,23 +59,27 @@ void setup_train(CLI::App& app) {
     TrainOptions train = options->train;
     train.device = runtime.device;
 
-    // One progress display per stage ("train", then "evaluate" after every epoch).
-    std::unique_ptr<Progress> progress;
-    std::string stage;
+    // One progress display for the training steps, paused while the test set is evaluated after each
+    // epoch, so that its rate and ETA count training time only; a fresh one for each evaluation.
+    std::unique_ptr<Progress> training, evaluation;
     train.progress = [&](std::size_t done, std::size_t total, std::string_view what) {
-      if (!progress || stage != what) {
-        if (progress) progress->finish();
-        stage = std::string(what);
-        progress = std::make_unique<Progress>(stage, total);
+      if (what == "train") {
+        if (evaluation) evaluation.reset();
+        if (!training) training = std::make_unique<Progress>("train", total);
+        training->resume();
+        training->update(done);
+        return;
       }
-      progress->update(done);
-      if (done == total && stage != "train") {
-        progress->finish();
-        progress.reset();
+      if (training) training->pause();
+      if (!evaluation) evaluation = std::make_unique<Progress>(std::string(what), total);
+      evaluation->update(done);
+      if (done == total) {
+        evaluation->finish();
+        evaluation.reset();
       }
     };
     const TrainResult result = train_fashion_vgg(train, options->out);
-    if (progress) progress->finish();
+    if (training) training->finish();
 
     std::printf("trained fashion_vgg: test accuracy %.4f after %d epochs (%lld steps) in %.1f s; weights %s, card %s",
                 result.test_accuracy, train.epochs, static_cast<long long>(result.steps), result.seconds,

@@ -441,7 +441,8 @@ void Progress::update(std::size_t done) {
   const double seconds = std::chrono::duration<double>(now - start_).count();
   // Resumed items cost nothing: the rate and the ETA count only the work done by this run.
   const std::size_t worked = done > already_done_ ? done - already_done_ : 0;
-  const double rate = seconds > 0 ? worked / seconds : 0;
+  // Under a tenth of a second the rate is noise (the first update of a fast stage read 5e7/s).
+  const double rate = seconds >= 0.1 ? worked / seconds : 0;
   const std::string eta = rate > 0 ? duration_text((total_ - done) / rate) : "?";
   const std::string failed = failed_ > 0 ? ", " + std::to_string(failed_) + " failed" : "";
   if (tty_) {
@@ -455,6 +456,19 @@ void Progress::update(std::size_t done) {
     spdlog::info("{}/{} {}{} ({:.1f}/s, ETA {}, elapsed {})", done, total_, what_, failed, rate, eta, duration_text(seconds));
     last_ = now;
   }
+}
+
+void Progress::pause() {
+  if (paused_) return;
+  paused_ = true;
+  paused_at_ = std::chrono::steady_clock::now();
+  finish();  // ends the terminal line; the next update starts a new one
+}
+
+void Progress::resume() {
+  if (!paused_) return;
+  paused_ = false;
+  start_ += std::chrono::steady_clock::now() - paused_at_;
 }
 
 void Progress::finish() {

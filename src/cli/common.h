@@ -127,6 +127,9 @@ class Progress {
   void update(std::size_t done);
   void add_failed(std::size_t n) { failed_ += n; }
   void finish();
+  // Time between pause() and resume() (another stage running) counts neither in the rate nor as elapsed.
+  void pause();
+  void resume();
 
  private:
   std::string what_;
@@ -135,7 +138,8 @@ class Progress {
   std::size_t failed_ = 0;
   std::size_t done_ = 0;
   bool tty_;
-  std::chrono::steady_clock::time_point start_, last_;
+  std::chrono::steady_clock::time_point start_, last_, paused_at_;
+  bool paused_ = false;
 };
 
 double elapsed_ms(std::chrono::steady_clock::time_point since);

@@ -25,7 +25,7 @@ cv::Mat FilterBank::kernel(int out_channel, int in_channel) const {
 std::vector<std::string> conv_layer_names(const LoadedModel& model) {
   std::vector<std::string> names;
   for (const Node* node : model.network().nodes())
-    if (dynamic_cast<const Conv2d*>(node) != nullptr) names.push_back(node->name());
+    if (node->conv_weight().defined()) names.push_back(node->name());
   return names;
 }
 
@@ -40,13 +40,14 @@ FilterBank read_filters(const LoadedModel& model, const std::string& layer) {
   } else {
     canonical = model.resolve_layer(layer);
   }
-  const auto* conv = dynamic_cast<const Conv2d*>(model.network().find_node(canonical));
-  if (conv == nullptr) {
+  const Node* node = model.network().find_node(canonical);
+  const at::Tensor weight = node != nullptr ? node->conv_weight() : at::Tensor();
+  if (!weight.defined()) {
     std::vector<std::string> shown(convs.begin(), convs.begin() + std::min<std::size_t>(convs.size(), 20));
     throw UsageError("layer '" + layer + "' is not a convolution; choose first, last or one of: " + join(shown, ", ") +
                      (convs.size() > shown.size() ? ", ..." : ""));
   }
-  at::Tensor w = conv->weight.detach().to(at::kCPU, at::kFloat).contiguous();
+  at::Tensor w = weight.detach().to(at::kCPU, at::kFloat).contiguous();
   FilterBank bank;
   bank.layer = canonical;
   bank.out_channels = static_cast<int>(w.size(0));

@@ -343,8 +343,11 @@ std::vector<cv::Rect> occlusion_windows(int height, int width, int patch, int st
 }
 
 std::vector<OcclusionResult> run_occlusion(LoadedModel& model, const std::vector<cv::Mat>& inputs,
-                                           const OcclusionOptions& options) {
-  validate(options);
+                                           const OcclusionOptions& requested) {
+  validate(requested);
+  OcclusionOptions options = requested;
+  // The incremental engine steps through native layers one by one; a TorchScript graph runs whole.
+  if (!model.network().native()) options.exact_naive = true;
   const TargetSpec target = parse_target(options.target, model.card(), model.num_classes());
   if (inputs.empty()) return {};
   Network& net = model.network();
