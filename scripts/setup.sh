@@ -19,6 +19,7 @@ packages=(
   dataset-fashion-mnist                # the demo model's training data
   darknet                              # its sample photos are used by the end-to-end tests
   chromium                             # index.html is tested by rendering it in headless Chromium
+  slurm-wlm munge                      # the sharded-run test starts a one-node Slurm cluster (tests/cli/slurm_test.sh)
   clang libclang-rt-14-dev python3-pil # fuzzing (libFuzzer) and the bad-input images (scripts/fuzz.sh, tests/cli)
 )
 missing=()
