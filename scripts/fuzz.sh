@@ -50,7 +50,14 @@ for target in "${targets[@]}"; do
   if ((rc != 0 || found > 0)); then
     status=1
     echo "fuzz: $target failed (exit $rc); log: $log" >&2
-    grep -m5 -E 'ERROR|runtime error|==ABORTING|terminate called' "$log" >&2 || tail -20 "$log" >&2
+    # What aborted (an assertion or a sanitizer report comes just before libFuzzer's line), the stack,
+    # and the input itself, so that a CI log alone is enough to reproduce the crash.
+    grep -a -m1 -B3 -A14 -E 'ERROR: |runtime error|terminate called' "$log" >&2 || tail -20 "$log" >&2
+    for crash in "$crashes"/*; do
+      [[ -f $crash ]] || continue
+      echo "fuzz: $crash ($(stat -c %s "$crash") bytes; first 1024 as hex):" >&2
+      od -A x -t x1z -N 1024 -v "$crash" >&2
+    done
   fi
 done
 exit $status

@@ -168,6 +168,13 @@ LoadedImage decode_image(const std::vector<std::uint8_t>& bytes, const std::stri
     throw InputError(cannot_decode(name, header->format));
   }
 
+#if (CV_VERSION_MAJOR * 100 + CV_VERSION_MINOR) < 411
+  // Without a GIF decoder, cv::imdecode offers the bytes to every other decoder, and some match at an
+  // offset: a GIF with "DICM" at byte 128 went to GDCM's DICOM reader, whose assertions abort the
+  // process on malformed data (found by fuzz_image). Only a decoder for the sniffed format may see them.
+  if (header->format == "gif") throw InputError(cannot_decode(name, header->format));
+#endif
+
   LoadedImage image;
   image.path = name;
   image.format = header->format;

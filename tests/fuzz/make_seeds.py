@@ -131,6 +131,13 @@ def image_seeds(out):
     buffer = io.BytesIO()
     Image.fromarray((rng.integers(0, 65536, (4, 3))).astype(np.uint16)).save(buffer, "PNG")
     write(f"{out}/gray16.png", buffer.getvalue())
+    # Polyglots: OpenCV picks a decoder by signature, and DICOM's is "DICM" at byte 128; every format
+    # must still reach only its own decoder.
+    for name, (image, fmt) in variants.items():
+        buffer = io.BytesIO()
+        image.save(buffer, fmt)
+        data = buffer.getvalue().ljust(132, b"\0")
+        write(f"{out}/dicm_{name}", data[:128] + b"DICM" + data[132:])
 
 
 def atlas_samples_seeds(out):

@@ -7,8 +7,10 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <opencv2/core/version.hpp>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/io/image_io.h"
 #include "cnnvis/io/manifest.h"
 #include "cnnvis/io/model_card.h"
 #include "cnnvis/io/safetensors.h"
@@ -78,6 +80,34 @@ TEST(FuzzRegression, SafetensorsEmptyTensorConvertsWithoutTouchingItsDestination
   EXPECT_EQ(entry.numel(), 0);
   std::vector<float> floats;  // empty: data() is null
   convert_to_f32(entry, bytes + header.data_offset + entry.begin, floats.data());
+}
+
+// fuzz_image: a GIF (which OpenCV 4.6 cannot decode) with "DICM" at byte 128 was handed by cv::imdecode
+// to GDCM's DICOM reader, and a failed assertion there aborted the process. Only a decoder for the
+// sniffed format may see the bytes. The crash file is written here in hex (328 bytes).
+TEST(FuzzRegression, GifWithADicomSignatureNeverReachesTheDicomReader) {
+  const std::string hex =
+      "474946383961080008000000000000000000000000000000000000000000000000000000000000000000000000000000"
+      "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+      "00000000000000000000000000000000000000000000000000000000000000004449434d02000000554c04591c000000"
+      "0200100055491400312e322e3834302e31303030382e312e322e3100280002005553020001002800040043530c004d4f"
+      "4e4f4348524f4d4532202800100055530200080028001100555302000800280000015553020008002800010155530200"
+      "080028000301555302000000e07f10004f57000040000000000102030405060708090a0b0c0d0e0f1011121314151617"
+      "18191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
+  std::vector<std::uint8_t> crash;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    crash.push_back(static_cast<std::uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  ASSERT_EQ(crash.size(), 328u);
+  try {
+    (void)decode_image(crash, "x.gif", ImageLimits{});
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("x.gif: cannot decode gif data"), std::string::npos) << e.what();
+    return;
+  }
+#if (CV_VERSION_MAJOR * 100 + CV_VERSION_MINOR) < 411
+  FAIL() << "expected InputError: this OpenCV has no GIF decoder";
+#endif
 }
 
 }  // namespace
