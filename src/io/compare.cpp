@@ -12,7 +12,6 @@
 
 #include <fmt/format.h>
 #include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <spdlog/spdlog.h>
 
@@ -152,11 +151,10 @@ Loaded load_pixels(const std::string& path) {
   Loaded out;
   cv::Mat image;
   try {
-    image = cv::imread(path, cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception&) {
-  }
-  if (image.empty()) {
-    out.error = path + ": cannot read or decode image";
+    // The checked reader: a crafted file in a compared folder must not reach a decoder it was not made for.
+    image = load_image_unchanged(path);
+  } catch (const Error& e) {
+    out.error = e.what();
     return out;
   }
   const double range = image.depth() == CV_16U ? 65535.0 : image.depth() == CV_8U ? 255.0 : 1.0;

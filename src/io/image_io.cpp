@@ -143,7 +143,12 @@ void encode_and_write(const std::string& path, const cv::Mat& image) {
 
 }  // namespace
 
-LoadedImage decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name, const ImageLimits& limits) {
+namespace {
+
+// The checks every decode goes through: size limits, a recognised header, the pixel limit from the
+// header, and only formats whose own OpenCV decoder will get the bytes.
+ImageHeader check_before_decoding(const std::vector<std::uint8_t>& bytes, const std::string& name,
+                                  const ImageLimits& limits) {
   if (bytes.empty()) throw InputError(fmt::format("{}: empty file", name));
   if (bytes.size() > limits.max_file_bytes) {
     throw InputError(fmt::format("{}: file is {} bytes, over the limit of {}", name, bytes.size(), limits.max_file_bytes));
@@ -175,6 +180,24 @@ LoadedImage decode_image(const std::vector<std::uint8_t>& bytes, const std::stri
   if (header->format == "gif") throw InputError(cannot_decode(name, header->format));
 #endif
 
+  return *header;
+}
+
+void check_decoded(const cv::Mat& decoded, const std::string& name, const ImageHeader& header,
+                   const ImageLimits& limits) {
+  if (decoded.empty() || decoded.dims != 2) throw InputError(cannot_decode(name, header.format));
+  // The decoder may disagree with the header (a crafted file); check what it actually produced.
+  if (static_cast<std::uint64_t>(decoded.total()) > limits.max_pixels) {
+    throw InputError(fmt::format("{}: image is {}x{} = {} pixels, over the limit of {} (raise it with --max-pixels)",
+                                 name, decoded.cols, decoded.rows, decoded.total(), limits.max_pixels));
+  }
+}
+
+}  // namespace
+
+LoadedImage decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name, const ImageLimits& limits) {
+  const ImageHeader checked = check_before_decoding(bytes, name, limits);
+  const auto header = &checked;
   LoadedImage image;
   image.path = name;
   image.format = header->format;
@@ -184,12 +207,7 @@ LoadedImage decode_image(const std::vector<std::uint8_t>& bytes, const std::stri
     // IMREAD_UNCHANGED). Other formats: IMREAD_UNCHANGED keeps alpha and 16-bit samples; their rare
     // EXIF orientation tags (PNG eXIf, WebP, TIFF) are ignored, as most viewers do.
     const cv::Mat decoded = cv::imdecode(bytes, jpeg ? cv::IMREAD_COLOR : cv::IMREAD_UNCHANGED);
-    if (decoded.empty() || decoded.dims != 2) throw InputError(cannot_decode(name, header->format));
-    // The decoder may disagree with the header (a crafted file); check what it actually produced.
-    if (static_cast<std::uint64_t>(decoded.total()) > limits.max_pixels) {
-      throw InputError(fmt::format("{}: image is {}x{} = {} pixels, over the limit of {} (raise it with --max-pixels)",
-                                   name, decoded.cols, decoded.rows, decoded.total(), limits.max_pixels));
-    }
+    check_decoded(decoded, name, *header, limits);
     if (jpeg) {
       const int components = sniff_jpeg_components(bytes.data(), bytes.size());
       image.source_channels = components == 1 ? 1 : 3;
@@ -213,7 +231,9 @@ LoadedImage decode_image(const std::vector<std::uint8_t>& bytes, const std::stri
   return image;
 }
 
-LoadedImage load_image(const std::string& path, const ImageLimits& limits) {
+namespace {
+
+std::vector<std::uint8_t> read_image_file(const std::string& path, const ImageLimits& limits) {
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);
   if (ec || !fs::exists(status)) {
@@ -255,7 +275,27 @@ LoadedImage load_image(const std::string& path, const ImageLimits& limits) {
   }
   if (in.bad()) throw InputError(fmt::format("{}: read error", path));
   if (bytes.empty()) throw InputError(fmt::format("{}: empty file", path));
-  return decode_image(bytes, path, limits);
+  return bytes;
+}
+
+}  // namespace
+
+LoadedImage load_image(const std::string& path, const ImageLimits& limits) {
+  return decode_image(read_image_file(path, limits), path, limits);
+}
+
+cv::Mat load_image_unchanged(const std::string& path, const ImageLimits& limits) {
+  const std::vector<std::uint8_t> bytes = read_image_file(path, limits);
+  const ImageHeader header = check_before_decoding(bytes, path, limits);
+  try {
+    cv::Mat decoded = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
+    check_decoded(decoded, path, header, limits);
+    return decoded;
+  } catch (const cv::Exception&) {
+    throw InputError(cannot_decode(path, header.format));
+  } catch (const std::bad_alloc&) {
+    throw InputError(fmt::format("{}: out of memory while decoding", path));
+  }
 }
 
 FitMode parse_fit_mode(const std::string& text) {

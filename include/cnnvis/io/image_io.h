@@ -50,6 +50,9 @@ struct LoadedImage {
 LoadedImage load_image(const std::string& path, const ImageLimits& limits = {});
 LoadedImage decode_image(const std::vector<std::uint8_t>& bytes, const std::string& name,
                          const ImageLimits& limits = {});
+// The pixels as the file stores them (BGR(A) order, 8/16-bit or float, no EXIF rotation), after the
+// same checks and with the same errors as load_image: for comparing written images exactly.
+cv::Mat load_image_unchanged(const std::string& path, const ImageLimits& limits = {});
 
 // How an image of another shape becomes the model's input.
 enum class FitMode { stretch, center_crop, letterbox };
