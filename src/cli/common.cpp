@@ -38,7 +38,7 @@ GlobalOptions& global_options() {
 
 void add_model_options(CLI::App* app, ModelOptions& options, const std::string& default_model) {
   options.model = default_model;
-  auto* model = app->add_option("-m,--model", options.model, "model: vgg16, googlenet, fashion_vgg (see `cnnvis models`)");
+  auto* model = app->add_option("-m,--model", options.model, "model: vgg16, googlenet, fashion_vgg, inception5h (see `cnnvis models`), or a TorchScript FILE.pt");
   if (default_model.empty()) model->required();
   app->add_option("--weights", options.weights, "weights file (.safetensors); default: from the model card");
   app->add_option("--card", options.card, "model card (.json); default: next to the weights, then models/");
