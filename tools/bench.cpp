@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cnnvis/core/runtime.h"
+#include "cnnvis/core/text.h"
 #include "cnnvis/io/canvas.h"
 #include "cnnvis/io/idx.h"
 #include "cnnvis/methods/activation_max.h"
@@ -281,10 +282,60 @@ nlohmann::json featvis_bench(LoadedModel& model, const std::string& layer, int u
           {"forward_backward_ms", fwd_bwd}, {"step_over_forward_backward", step_ms / fwd_bwd}};
 }
 
+// Forward and Grad-CAM ms per image at batch 8 of a loaded model (at `layer`; empty: the card's default).
+nlohmann::json gradcam_cost(LoadedModel& model, const std::string& device, int repeats, const std::string& layer = "") {
+  const ModelCard& card = model.card();
+  auto inputs = random_inputs(8, card.input_height, card.input_width);
+  const double forward = median_ms(repeats, [&] {
+    at::NoGradGuard guard;
+    at::Tensor x = images_to_tensor(inputs, card, at::Device(device));
+    (void)model.network().forward(x).logits.sum().item<float>();
+  });
+  GradCamOptions options;
+  options.layer = layer;
+  const double gradcam = median_ms(repeats, [&] { run_gradcam(model, inputs, options); });
+  return {{"layer", layer.empty() ? card.default_layer : layer}, {"forward_ms_per_image_batch8", forward / 8},
+          {"gradcam_ms_per_image_batch8", gradcam / 8}, {"gradcam_over_forward_batch8", gradcam / forward}};
+}
+
+// TorchScript files (FILE.pt or FILE.pt=NATIVE): their Grad-CAM cost, and for FILE.pt=vgg16 the native
+// network's in the same run, so that the generic path's overhead is a ratio measured side by side.
+nlohmann::json torchscript_benchmark(const std::vector<std::string>& files, const std::string& device, int repeats) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const std::string& spec : files) {
+    const auto eq = spec.find('=');
+    ModelLoadOptions load;
+    load.model = spec.substr(0, eq);
+    load.device = device;
+    LoadedModel model = LoadedModel::load(load);
+    const std::string native = eq == std::string::npos ? "" : spec.substr(eq + 1);
+    const ModelCard card = native.empty() ? ModelCard{} : default_model_card(native);
+    // Side by side at the native network's default layer: torchvision's module paths are its names.
+    nlohmann::json entry = gradcam_cost(model, device, repeats, native.empty() ? "" : card.default_layer);
+    if (!native.empty()) {
+      std::unique_ptr<Network> net = native == "vgg16"       ? build_vgg16()
+                                     : native == "googlenet" ? build_googlenet(card.transform_input)
+                                                             : build_fashion_vgg();
+      net->initialize_parameters();
+      LoadedModel native_model = LoadedModel::from_network(std::move(net), card, device);
+      const nlohmann::json n = gradcam_cost(native_model, device, repeats);
+      entry["native_" + native] = n;
+      entry["forward_torchscript_over_native"] =
+          entry["forward_ms_per_image_batch8"].get<double>() / n["forward_ms_per_image_batch8"].get<double>();
+      entry["gradcam_torchscript_over_native"] =
+          entry["gradcam_ms_per_image_batch8"].get<double>() / n["gradcam_ms_per_image_batch8"].get<double>();
+    }
+    std::cerr << load.model << ": " << entry.dump() << "\n";
+    out[load.model] = entry;
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> models = {"vgg16", "googlenet", "fashion_vgg"};
+  std::vector<std::string> torchscript_files;
   std::string device = "auto";
   int repeats = 3;
   int demo_count = 500;
@@ -306,6 +357,8 @@ int main(int argc, char** argv) {
       device = argv[++i];
     } else if (arg == "--demo-canvases" && i + 1 < argc) {
       demo_count = std::max(0, std::stoi(argv[++i]));
+    } else if (arg == "--torchscript" && i + 1 < argc) {
+      torchscript_files = split(argv[++i], ',');
     } else if (arg == "--occlusion") {
       occlusion_only = true;
     } else if (arg == "--patch" && i + 1 < argc) {
@@ -333,6 +386,7 @@ int main(int argc, char** argv) {
       std::cerr << "usage: cnnvis_bench [--models a,b] [--device auto|cpu|cuda] [--repeats N] [--demo-canvases N] [--threads N]\n"
                    "                    [--no-featvis | --only-featvis] [--featvis-steps N] [--featvis-size PX]\n"
                    "                    [--featvis-units N]\n"
+                   "       cnnvis_bench --torchscript FILE.pt[=vgg16][,...] [--repeats N]\n"
                    "       cnnvis_bench --occlusion [--patch 32] [--stride 16] [--batch-size 16] [--repeats N]\n";
       return 2;
     }
@@ -345,6 +399,11 @@ int main(int argc, char** argv) {
   report["threads"] = runtime.threads;
   report["libtorch"] = runtime.libtorch_version;
   report["repeats"] = repeats;
+  if (!torchscript_files.empty()) {
+    report["torchscript"] = torchscript_benchmark(torchscript_files, runtime.device, repeats);
+    std::cout << report.dump(2) << "\n";
+    return 0;
+  }
   if (occlusion_only) {
     report["occlusion"] = occlusion_benchmark(runtime.device, repeats, patch, stride, occlusion_batch);
     std::cout << report.dump(2) << "\n";
