@@ -11,7 +11,7 @@ struct RuntimeOptions {
   int threads = 0;              // 0: all hardware threads (LibTorch would otherwise use 1 here)
   // Batch-invariant, reproducible kernels: on CPU convolutions run without oneDNN, whose result for
   // one image changes in the last bits with the number of images in the batch; on CUDA cuDNN keeps
-  // to deterministic algorithms. Costs speed (CPU: 1.5x to 1.9x measured on VGG16, see README).
+  // to deterministic algorithms. Costs speed (CPU: 1.5x to 1.9x measured on VGG16, see docs/batch.md, "Determinism").
   bool deterministic = false;
 };
 

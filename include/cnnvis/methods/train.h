@@ -22,7 +22,7 @@ std::uint64_t train_canvas_seed(std::uint64_t seed, int epoch);
 
 struct TrainOptions {
   std::string data_dir = kFashionMnistDir;
-  // Defaults measured (README, "Demo model training"): test accuracy 0.884 on all 10,000 test canvases
+  // Defaults measured (docs/performance.md, "Training the demo model"): test accuracy 0.884 on all 10,000 test canvases
   // in 229 s on 2 quiet cores with bf16 steps (fp32: 0.883 in 312 s; 3 epochs with 15 % whole canvases
   // in fp32, the previous default: 0.873 in 230 s).
   int epochs = 4;
