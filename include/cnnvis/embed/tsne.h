@@ -17,41 +17,15 @@
 #include <string>
 #include <vector>
 
-#include "cnnvis/embed/knn.h"
+#include "cnnvis/embed/tsne_affinities.h"
+#include "cnnvis/embed/tsne_repulsion.h"
 
 namespace cnnvis {
-
-// Compressed sparse rows with double values; columns sorted within each row.
-struct SparseMatrix {
-  int rows = 0;
-  std::vector<std::int64_t> row_ptr;  // rows + 1
-  std::vector<int> cols;
-  std::vector<double> values;
-};
-
-struct ConditionalAffinities {
-  SparseMatrix p;             // p_{j|i}: row i has i's k neighbours in kNN order, each row sums to 1
-  std::vector<double> beta;   // 1 / (2 sigma_i^2) per row, on squared distances
-  std::vector<double> entropy;  // achieved entropy (nats) per row; target log(perplexity)
-};
-
-// Binary search per point for the Gaussian precision whose conditional distribution over the point's
-// neighbours has the given perplexity (tolerance 1e-5 nats on the entropy, at most 200 steps).
-ConditionalAffinities perplexity_affinities(const KnnGraph& knn, double perplexity, int threads = 0);
-
-// P = (P_cond + P_cond^T) / (2 N): symmetric, sums to 1.
-SparseMatrix symmetrize_affinities(const SparseMatrix& conditional);
 
 enum class TsneMethod { automatic, exact, fft };
 TsneMethod parse_tsne_method(const std::string& text);  // "auto" | "exact" | "fft"; UsageError otherwise
 const char* tsne_method_name(TsneMethod method);
 
-struct FftRepulsionOptions {
-  int interpolation_points = 3;  // Lagrange stencil per dimension: this many grid nodes nearest the point
-  double nodes_per_unit = 3.0;   // grid nodes per unit of embedding extent
-  int min_nodes = 150;           // grid nodes across the layout at least
-  int max_nodes = 2048;          // and at most (coarser beyond: the grids take about 85 bytes per node^2)
-};
 
 // Gradient of KL(P || Q) for a 2-D embedding y (n x 2, row-major) in bhtsne units, i.e. dKL/dy / 4,
 // with the attractive term multiplied by `exaggeration`. method must be exact or fft. When kl is not
