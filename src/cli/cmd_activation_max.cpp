@@ -19,7 +19,7 @@
 #include "cnnvis/io/render.h"
 #include "cnnvis/methods/activation_max.h"
 #include "cnnvis/methods/target.h"
-#include "cnnvis/methods/training_movie.h"
+#include "cnnvis/io/gif.h"
 #include "commands.h"
 #include "common.h"
 
