@@ -9,32 +9,20 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <opencv2/core.hpp>
 
 #include "cnnvis/io/colormap.h"
+#include "support/temp_dir.h"
 
 namespace cnnvis {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
+// Every directory of this file's tests is named after it.
+class TempDir : public testing::TempDir {
  public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("cnnvis_gif_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-  static inline int counter_ = 0;
+  TempDir() : testing::TempDir("cnnvis_gif_test") {}
 };
 
 std::vector<std::uint8_t> read_bytes(const std::string& path) {

@@ -17,6 +17,7 @@
 #include "cnnvis/methods/backprop.h"
 #include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
+#include "tiny_models.h"
 
 namespace cnnvis {
 namespace {
@@ -26,26 +27,7 @@ const float kV4[2][4] = {{2.0f, -1.0f, 3.0f, 0.5f}, {-1.0f, 1.0f, 1.0f, -1.0f}};
 
 LoadedModel tiny_model(int size, const float* linear, float conv_bias = 0.0f) {
   const int cells = (size / 2) * (size / 2);
-  auto root = std::make_unique<Sequential>("", "Tiny");
-  auto* conv = root->add(std::make_unique<Conv2d>("conv", 3, 1, 1));
-  root->add(std::make_unique<ReLU>("relu1"));
-  root->add(std::make_unique<MaxPool2d>("pool", 2, 2));
-  root->add(std::make_unique<ReLU>("relu2"));
-  root->add(std::make_unique<Flatten>("flatten"));
-  auto* fc = root->add(std::make_unique<Linear>("fc", cells, 2));
-  conv->weight = at::tensor({1.0f, -1.0f, 0.5f}).view({1, 3, 1, 1});
-  conv->bias = at::full({1}, conv_bias);
-  fc->weight = at::from_blob(const_cast<float*>(linear), {2, cells}, at::kFloat).clone();
-  fc->bias = at::zeros({2});
-  auto net = std::make_unique<Network>("tiny", std::move(root), 2);
-  net->set_parameters_trainable(false);
-  ModelCard card;
-  card.name = card.architecture = "tiny";
-  card.input_height = card.input_width = size;
-  card.mean = {0, 0, 0};
-  card.std = {1, 1, 1};
-  card.labels = {"a", "b"};
-  return LoadedModel::from_network(std::move(net), card, "cpu");
+  return testing::tiny_conv_pool_linear_model(size, std::vector<float>(linear, linear + 2 * cells), conv_bias, {0, 0});
 }
 
 // The hand-built 4x4 image: G = 0.2 and B = 0.1 everywhere, so h = R - 0.15.

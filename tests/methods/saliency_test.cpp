@@ -11,6 +11,7 @@
 #include "cnnvis/methods/saliency.h"
 #include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
+#include "tiny_models.h"
 
 namespace cnnvis {
 namespace {
@@ -19,29 +20,10 @@ constexpr int kSize = 8;
 constexpr int kCells = (kSize / 2) * (kSize / 2);
 
 LoadedModel tiny_model(float conv_bias, unsigned seed = 7, float fc_bias = 0.25f) {
-  auto root = std::make_unique<Sequential>("", "Tiny");
-  auto* conv = root->add(std::make_unique<Conv2d>("conv", 3, 1, 1));
-  root->add(std::make_unique<ReLU>("relu1"));
-  root->add(std::make_unique<MaxPool2d>("pool", 2, 2));
-  root->add(std::make_unique<ReLU>("relu2"));
-  root->add(std::make_unique<Flatten>("flatten"));
-  auto* fc = root->add(std::make_unique<Linear>("fc", kCells, 2));
-  conv->weight = at::tensor({1.0f, -1.0f, 0.5f}).view({1, 3, 1, 1});
-  conv->bias = at::full({1}, conv_bias);
   std::vector<float> linear(2 * kCells);
   cv::RNG rng(seed);
   for (float& w : linear) w = static_cast<float>(rng.uniform(-1.0, 1.0));
-  fc->weight = at::tensor(linear).view({2, kCells});
-  fc->bias = at::tensor({fc_bias, -fc_bias});
-  auto net = std::make_unique<Network>("tiny", std::move(root), 2);
-  net->set_parameters_trainable(false);
-  ModelCard card;
-  card.name = card.architecture = "tiny";
-  card.input_height = card.input_width = kSize;
-  card.mean = {0, 0, 0};
-  card.std = {1, 1, 1};
-  card.labels = {"a", "b"};
-  return LoadedModel::from_network(std::move(net), card, "cpu");
+  return testing::tiny_conv_pool_linear_model(kSize, linear, conv_bias, {fc_bias, -fc_bias});
 }
 
 cv::Mat random_image(unsigned seed) {

@@ -43,4 +43,33 @@ inline LoadedModel tiny_conv_gap_model(const std::vector<float>& conv_weight, co
   return LoadedModel::from_network(std::move(net), card, "cpu");
 }
 
+// conv (1x1, 3 -> 1, weights 1, -1, 0.5, "conv") -> ReLU ("relu1") -> 2x2 max pool ("pool") -> ReLU
+// ("relu2") -> flatten -> linear ((input_size / 2)^2 cells -> 2 classes "a", "b", "fc"), identity
+// normalisation: the max pool's switches and both ReLUs make the backward rules of guided backprop and
+// deconvnet differ in ways a test can derive by hand. fc_weight: row-major 2 x cells. Frozen parameters.
+inline LoadedModel tiny_conv_pool_linear_model(int input_size, const std::vector<float>& fc_weight, float conv_bias,
+                                               const std::vector<float>& fc_bias) {
+  const int cells = (input_size / 2) * (input_size / 2);
+  auto root = std::make_unique<Sequential>("", "Tiny");
+  auto* conv = root->add(std::make_unique<Conv2d>("conv", 3, 1, 1));
+  root->add(std::make_unique<ReLU>("relu1"));
+  root->add(std::make_unique<MaxPool2d>("pool", 2, 2));
+  root->add(std::make_unique<ReLU>("relu2"));
+  root->add(std::make_unique<Flatten>("flatten"));
+  auto* fc = root->add(std::make_unique<Linear>("fc", cells, 2));
+  conv->weight = at::tensor({1.0f, -1.0f, 0.5f}).view({1, 3, 1, 1});
+  conv->bias = at::full({1}, conv_bias);
+  fc->weight = at::tensor(fc_weight).view({2, cells});
+  fc->bias = at::tensor(fc_bias);
+  auto net = std::make_unique<Network>("tiny", std::move(root), 2);
+  net->set_parameters_trainable(false);
+  ModelCard card;
+  card.name = card.architecture = "tiny";
+  card.input_height = card.input_width = input_size;
+  card.mean = {0, 0, 0};
+  card.std = {1, 1, 1};
+  card.labels = {"a", "b"};
+  return LoadedModel::from_network(std::move(net), card, "cpu");
+}
+
 }  // namespace cnnvis::testing

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
@@ -20,6 +19,7 @@
 #include "cnnvis/methods/train.h"
 #include "cnnvis/io/gif.h"
 #include "cnnvis/methods/training_movie.h"
+#include "support/temp_dir.h"
 
 namespace cnnvis {
 namespace {
@@ -32,23 +32,10 @@ bool have_fashion_mnist() { return fs::exists(fs::path(kFashionMnistDir) / "trai
   if (!have_fashion_mnist())                                                                                \
   GTEST_SKIP() << kFashionMnistDir << " is absent (Debian package dataset-fashion-mnist); training tests skipped"
 
-class TempDir {
+// Every directory of this file's tests is named after it.
+class TempDir : public testing::TempDir {
  public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("cnnvis_train_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-  static inline int counter_ = 0;
+  TempDir() : testing::TempDir("cnnvis_train_test") {}
 };
 
 std::vector<std::uint8_t> read_bytes(const std::string& path) {

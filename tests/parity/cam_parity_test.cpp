@@ -8,29 +8,13 @@
 #include "cnnvis/io/npy.h"
 #include "cnnvis/methods/gradcam.h"
 #include "cnnvis/models/loaded_model.h"
+#include "parity_helpers.h"
 
 namespace cnnvis {
 namespace {
 
 namespace fs = std::filesystem;
 const fs::path kParityDir = CNNVIS_PARITY_DIR;
-
-cv::Mat load_map(const fs::path& path) {
-  NpyArray array = read_npy(path.string());
-  std::vector<float> values = array.to_float();
-  return cv::Mat(static_cast<int>(array.shape.at(0)), static_cast<int>(array.shape.at(1)), CV_32F, values.data()).clone();
-}
-
-cv::Mat load_input(const fs::path& path) {
-  NpyArray array = read_npy(path.string());  // 1 x 3 x H x W
-  std::vector<float> values = array.to_float();
-  const int h = static_cast<int>(array.shape[2]), w = static_cast<int>(array.shape[3]);
-  std::vector<cv::Mat> planes;
-  for (int c = 0; c < 3; ++c) planes.push_back(cv::Mat(h, w, CV_32F, values.data() + c * h * w).clone());
-  cv::Mat rgb;
-  cv::merge(planes, rgb);
-  return rgb;
-}
 
 cv::Mat normalise(const cv::Mat& m) {
   double lo, hi;
@@ -55,7 +39,7 @@ TEST_P(CamParity, FamilyMatchesPythonReference) {
   for (const auto& m : methods) request.methods.push_back(parse_cam_method(m));
   std::vector<cv::Mat> inputs;
   for (int i = 0; fs::exists(kParityDir / (arch + "_input" + std::to_string(i) + ".npy")); ++i) {
-    inputs.push_back(load_input(kParityDir / (arch + "_input" + std::to_string(i) + ".npy")));
+    inputs.push_back(load_npy_input(kParityDir / (arch + "_input" + std::to_string(i) + ".npy")));
   }
   ASSERT_GE(inputs.size(), 2u);
   // All inputs in one batch: each image's maps must not depend on the others.
@@ -63,7 +47,7 @@ TEST_P(CamParity, FamilyMatchesPythonReference) {
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     ASSERT_EQ(cams[i].maps.size(), methods.size());
     for (std::size_t m = 0; m < methods.size(); ++m) {
-      const cv::Mat reference = load_map(kParityDir / "cam" / (arch + "_" + methods[m] + "_" + std::to_string(i) + ".npy"));
+      const cv::Mat reference = load_npy_map(kParityDir / "cam" / (arch + "_" + methods[m] + "_" + std::to_string(i) + ".npy"));
       const cv::Mat& ours = cams[i].maps[m].cam_layer;
       ASSERT_EQ(ours.size(), reference.size()) << methods[m];
       const double diff = cv::norm(normalise(ours), normalise(reference), cv::NORM_INF);

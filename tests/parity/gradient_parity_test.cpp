@@ -14,34 +14,13 @@
 #include "cnnvis/methods/saliency.h"
 #include "cnnvis/models/loaded_model.h"
 #include "cnnvis/models/network.h"
+#include "parity_helpers.h"
 
 namespace cnnvis {
 namespace {
 
 namespace fs = std::filesystem;
 const fs::path kParityDir = CNNVIS_PARITY_DIR;
-
-// H x W (x C) float map from an .npy file of that shape.
-cv::Mat load_map(const fs::path& path) {
-  NpyArray array = read_npy(path.string());
-  std::vector<float> values = array.to_float();
-  const int channels = array.shape.size() == 3 ? static_cast<int>(array.shape[2]) : 1;
-  cv::Mat out(static_cast<int>(array.shape[0]), static_cast<int>(array.shape[1]), CV_MAKETYPE(CV_32F, channels));
-  std::memcpy(out.ptr<float>(), values.data(), sizeof(float) * values.size());
-  return out;
-}
-
-// The fixture's 1 x 3 x H x W image in [0, 1] -> H x W x 3 model input.
-cv::Mat load_input(const fs::path& path) {
-  NpyArray array = read_npy(path.string());
-  std::vector<float> values = array.to_float();
-  const int h = static_cast<int>(array.shape[2]), w = static_cast<int>(array.shape[3]);
-  cv::Mat out(h, w, CV_32FC3);
-  for (int c = 0; c < 3; ++c)
-    for (int y = 0; y < h; ++y)
-      for (int x = 0; x < w; ++x) out.at<cv::Vec3f>(y, x)[c] = values[(c * h + y) * w + x];
-  return out;
-}
 
 cv::Mat scaled_by_max(const cv::Mat& m) {
   const double scale = cv::norm(m, cv::NORM_INF);
@@ -70,7 +49,7 @@ TEST(GradientParity, BackpropModesAndSaliencyMatchTorch) {
   const int inputs = summary["inputs"];
   ASSERT_GE(inputs, 2);
   std::vector<cv::Mat> images;
-  for (int i = 0; i < inputs; ++i) images.push_back(load_input(kParityDir / ("vgg16_input" + std::to_string(i) + ".npy")));
+  for (int i = 0; i < inputs; ++i) images.push_back(load_npy_input(kParityDir / ("vgg16_input" + std::to_string(i) + ".npy")));
 
   for (BackpropMode mode : {BackpropMode::vanilla, BackpropMode::guided, BackpropMode::deconv}) {
     // Each image alone, with the reference's target: Python explains the top class of each image.
@@ -81,7 +60,7 @@ TEST(GradientParity, BackpropModesAndSaliencyMatchTorch) {
       const BackpropResult r = run_backprop(model, {images[i]}, options).at(0);
       EXPECT_EQ(r.top.front().index, summary["targets"][i].get<int>()) << "top class differs from torch";
       const fs::path dir = kParityDir / ("vgg16_input" + std::to_string(i) + "_gradients");
-      const cv::Mat reference = load_map(dir / (std::string(backprop_mode_name(mode)) + ".npy"));
+      const cv::Mat reference = load_npy_map(dir / (std::string(backprop_mode_name(mode)) + ".npy"));
       const double error = normalised_difference(r.gradient, reference);
       EXPECT_LE(error, 1e-4) << backprop_mode_name(mode) << " input " << i;
       std::cout << backprop_mode_name(mode) << " input " << i << ": max normalised difference " << error << "\n";
@@ -94,7 +73,7 @@ TEST(GradientParity, BackpropModesAndSaliencyMatchTorch) {
   for (int i = 0; i < inputs; ++i) {
     EXPECT_EQ(saliency[i].target.index, summary["targets"][i].get<int>());
     const fs::path dir = kParityDir / ("vgg16_input" + std::to_string(i) + "_gradients");
-    const double error = normalised_difference(saliency[i].map, load_map(dir / "saliency.npy"));
+    const double error = normalised_difference(saliency[i].map, load_npy_map(dir / "saliency.npy"));
     EXPECT_LE(error, 1e-4) << "saliency input " << i;
     std::cout << "saliency input " << i << ": max normalised difference " << error << "\n";
   }

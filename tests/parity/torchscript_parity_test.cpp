@@ -23,26 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kDir = fs::path(CNNVIS_PARITY_DIR) / "ts";
 
-cv::Mat load_map(const fs::path& path) {
-  NpyArray array = read_npy(path.string());
-  std::vector<float> values = array.to_float();
-  const int channels = array.shape.size() == 3 ? static_cast<int>(array.shape[2]) : 1;
-  cv::Mat out(static_cast<int>(array.shape[0]), static_cast<int>(array.shape[1]), CV_MAKETYPE(CV_32F, channels));
-  std::memcpy(out.ptr<float>(), values.data(), sizeof(float) * values.size());
-  return out;
-}
-
-cv::Mat load_input(const fs::path& path) {
-  NpyArray array = read_npy(path.string());
-  std::vector<float> values = array.to_float();
-  const int h = static_cast<int>(array.shape[2]), w = static_cast<int>(array.shape[3]);
-  cv::Mat out(h, w, CV_32FC3);
-  for (int c = 0; c < 3; ++c)
-    for (int y = 0; y < h; ++y)
-      for (int x = 0; x < w; ++x) out.at<cv::Vec3f>(y, x)[c] = values[(c * h + y) * w + x];
-  return out;
-}
-
 double scaled_difference(const cv::Mat& ours, const cv::Mat& reference) {
   EXPECT_EQ(ours.size(), reference.size());
   EXPECT_EQ(ours.type(), reference.type());
@@ -82,7 +62,7 @@ TEST(TorchScriptParity, LogitsAndActivationsAtModulePaths) {
       ForwardRequest request;
       request.taps = entry["layers"].get<std::vector<std::string>>();
       at::NoGradGuard no_grad;
-      const at::Tensor x = normalised_input(load_input(kDir / (name + "_input" + std::to_string(i) + ".npy")));
+      const at::Tensor x = normalised_input(load_npy_input(kDir / (name + "_input" + std::to_string(i) + ".npy")));
       const ForwardResult result = model.network().forward(x, request);
       const double logit_error =
           relative_error(result.logits, load_npy_tensor(kDir / (name + "_logits" + std::to_string(i) + ".npy")));
@@ -113,7 +93,7 @@ TEST(TorchScriptParity, GradCamAndInputGradientsMatchEager) {
     LoadedModel model = LoadedModel::load(options);
     std::vector<cv::Mat> inputs;
     for (int i = 0; i < s["inputs"].get<int>(); ++i) {
-      inputs.push_back(load_input(kDir / (name + "_input" + std::to_string(i) + ".npy")));
+      inputs.push_back(load_npy_input(kDir / (name + "_input" + std::to_string(i) + ".npy")));
     }
     CamRequest cam;
     cam.layers = {entry["cam_layer"].get<std::string>()};
@@ -123,7 +103,7 @@ TEST(TorchScriptParity, GradCamAndInputGradientsMatchEager) {
       const int target = entry["targets"][i];
       ASSERT_EQ(cams[i].maps.size(), 1u);
       EXPECT_EQ(cams[i].maps[0].target.index, target) << name;
-      const double cam_error = scaled_difference(cams[i].maps[0].cam_layer, load_map(kDir / (name + "_gradcam" + suffix)));
+      const double cam_error = scaled_difference(cams[i].maps[0].cam_layer, load_npy_map(kDir / (name + "_gradcam" + suffix)));
       EXPECT_LE(cam_error, 1e-4) << name << " gradcam, input " << i;
       std::cout << name << " gradcam input " << i << ": " << cam_error << "\n";
       std::vector<BackpropMode> modes = {BackpropMode::vanilla};
@@ -133,7 +113,7 @@ TEST(TorchScriptParity, GradCamAndInputGradientsMatchEager) {
         bp.mode = mode;
         bp.target = std::to_string(target);
         const BackpropResult r = run_backprop(model, {inputs[i]}, bp).at(0);
-        const double error = scaled_difference(r.gradient, load_map(kDir / (name + "_" + backprop_mode_name(mode) + suffix)));
+        const double error = scaled_difference(r.gradient, load_npy_map(kDir / (name + "_" + backprop_mode_name(mode) + suffix)));
         EXPECT_LE(error, 1e-4) << name << " " << backprop_mode_name(mode) << ", input " << i;
         std::cout << name << " " << backprop_mode_name(mode) << " input " << i << ": " << error << "\n";
       }
