@@ -12,6 +12,7 @@
 #include "cnnvis/methods/evaluate.h"
 #include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
+#include "tiny_models.h"
 
 namespace cnnvis {
 namespace {
@@ -26,13 +27,8 @@ LoadedModel red_model() {
   auto* fc = root->add(std::make_unique<Linear>("fc", 3, 2));
   fc->weight = at::tensor({kGain, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}).view({2, 3});
   fc->bias = at::zeros({2});
-  ModelCard card;
-  card.name = card.architecture = "red";
-  card.input_height = card.input_width = kSize;
-  card.mean = {0, 0, 0};
-  card.std = {1, 1, 1};
-  card.labels = {"red", "other"};
-  return LoadedModel::from_network(std::make_unique<Network>("red", std::move(root), 2), card, "cpu");
+  return LoadedModel::from_network(std::make_unique<Network>("red", std::move(root), 2),
+                                   testing::identity_card("red", kSize, {"red", "other"}), "cpu");
 }
 
 double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }

@@ -13,6 +13,18 @@
 
 namespace cnnvis::testing {
 
+// The card of a hand-built test network: a square input, identity normalisation (mean 0, std 1), so
+// the image's values are the network's input.
+inline ModelCard identity_card(const std::string& name, int input_size, const std::vector<std::string>& labels) {
+  ModelCard card;
+  card.name = card.architecture = name;
+  card.input_height = card.input_width = input_size;
+  card.mean = {0, 0, 0};
+  card.std = {1, 1, 1};
+  card.labels = labels;
+  return card;
+}
+
 // conv (1x1, 3 -> 2, layer "conv") -> ReLU ("relu") -> global average pool ("gap") -> flatten -> linear
 // (2 -> labels.size(), "fc", no bias), on a square input_size input with identity normalisation (mean 0,
 // std 1), so activations are a0 = conv_weight[0..2] . RGB + conv_bias[0], a1 likewise, and
@@ -33,12 +45,7 @@ inline LoadedModel tiny_conv_gap_model(const std::vector<float>& conv_weight, co
   fc->bias = at::zeros({classes});
   auto net = std::make_unique<Network>("tiny", std::move(root), static_cast<int>(classes));
   net->set_parameters_trainable(false);
-  ModelCard card;
-  card.name = card.architecture = "tiny";
-  card.input_height = card.input_width = input_size;
-  card.mean = {0, 0, 0};
-  card.std = {1, 1, 1};
-  card.labels = labels;
+  ModelCard card = identity_card("tiny", input_size, labels);
   card.default_layer = "relu";
   return LoadedModel::from_network(std::move(net), card, "cpu");
 }
@@ -63,12 +70,7 @@ inline LoadedModel tiny_conv_pool_linear_model(int input_size, const std::vector
   fc->bias = at::tensor(fc_bias);
   auto net = std::make_unique<Network>("tiny", std::move(root), 2);
   net->set_parameters_trainable(false);
-  ModelCard card;
-  card.name = card.architecture = "tiny";
-  card.input_height = card.input_width = input_size;
-  card.mean = {0, 0, 0};
-  card.std = {1, 1, 1};
-  card.labels = {"a", "b"};
+  const ModelCard card = identity_card("tiny", input_size, {"a", "b"});
   return LoadedModel::from_network(std::move(net), card, "cpu");
 }
 
