@@ -44,4 +44,19 @@ std::vector<std::vector<Prediction>> top_predictions(const at::Tensor& logits, c
   return out;
 }
 
+std::vector<Prediction> class_predictions(const at::Tensor& logits, const at::Tensor& classes, const ModelCard& card) {
+  at::Tensor cpu = logits.detach().to(at::kCPU, at::kFloat);
+  at::Tensor probs = at::softmax(cpu, 1);
+  at::Tensor classes_cpu = classes.to(at::kCPU);
+  std::vector<Prediction> out(static_cast<std::size_t>(cpu.size(0)));
+  for (int64_t i = 0; i < cpu.size(0); ++i) {
+    Prediction& p = out[static_cast<std::size_t>(i)];
+    p.index = static_cast<int>(classes_cpu[i].item<int64_t>());
+    p.label = card.label(p.index);
+    p.logit = cpu[i][p.index].item<float>();
+    p.probability = probs[i][p.index].item<float>();
+  }
+  return out;
+}
+
 }  // namespace cnnvis

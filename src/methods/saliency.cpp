@@ -145,16 +145,11 @@ std::vector<SaliencyResult> run_saliency(LoadedModel& model, const std::vector<c
 
   at::Tensor maps = integrated ? gradient.abs().sum(1) : std::get<0>(gradient.abs().max(1));  // N x H x W
   auto top = top_predictions(logits, model.card(), 5);
-  at::Tensor logits_cpu = logits.detach().to(at::kCPU, at::kFloat);
-  at::Tensor probs = at::softmax(logits_cpu, 1);
-  at::Tensor classes_cpu = classes.to(at::kCPU);
+  const std::vector<Prediction> targets = class_predictions(logits, classes, model.card());
   std::vector<SaliencyResult> out(n);
   for (int64_t i = 0; i < n; ++i) {
     SaliencyResult& r = out[i];
-    r.target.index = static_cast<int>(classes_cpu[i].item<int64_t>());
-    r.target.label = model.card().label(r.target.index);
-    r.target.logit = logits_cpu[i][r.target.index].item<float>();
-    r.target.probability = probs[i][r.target.index].item<float>();
+    r.target = targets[i];
     r.top = top[i];
     r.map = tensor_to_map(maps[i]);
     r.gradient = chw_to_mat(gradient[i]);

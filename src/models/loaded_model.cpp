@@ -132,6 +132,25 @@ ModelCard torchscript_card(const ModelLoadOptions& options) {
   return card;
 }
 
+// The card may pin the weights' sha256; another file is used, with a warning (a fine-tuned copy, say).
+void warn_if_weights_differ_from_card(const ModelCard& card, const std::string& weights_path,
+                                      const std::string& weights_sha256) {
+  if (card.weights_sha256.empty() || card.weights_sha256 == weights_sha256) return;
+  spdlog::warn("{}: sha256 {} differs from the card's {} ({}); using it anyway", weights_path,
+               weights_sha256.substr(0, 12), card.weights_sha256.substr(0, 12),
+               card.card_path.empty() ? "built-in card" : card.card_path);
+}
+
+// Explanations never need weight gradients; then the parameters go to the run's device.
+void freeze_on_device(Network& network, const ModelLoadOptions& options) {
+  network.set_parameters_trainable(false);
+  try {
+    network.to(at::Device(options.device));
+  } catch (const c10::Error& e) {
+    throw DeviceError("cannot move model " + options.model + " to " + options.device + ": " + e.what_without_backtrace());
+  }
+}
+
 }  // namespace
 
 LoadedModel LoadedModel::load_torchscript_model(const ModelLoadOptions& options) {
@@ -154,16 +173,8 @@ LoadedModel LoadedModel::load_torchscript_model(const ModelLoadOptions& options)
   impl->network = std::move(loaded.network);
   impl->weights_path = options.model;
   impl->weights_sha256 = cached_sha256(options.model);
-  if (!impl->card.weights_sha256.empty() && impl->card.weights_sha256 != impl->weights_sha256) {
-    spdlog::warn("{}: sha256 {} differs from the card's {} ({}); using it anyway", options.model,
-                 impl->weights_sha256.substr(0, 12), impl->card.weights_sha256.substr(0, 12), impl->card.card_path);
-  }
-  impl->network->set_parameters_trainable(false);
-  try {
-    impl->network->to(at::Device(options.device));
-  } catch (const c10::Error& e) {
-    throw DeviceError("cannot move model " + options.model + " to " + options.device + ": " + e.what_without_backtrace());
-  }
+  warn_if_weights_differ_from_card(impl->card, impl->weights_path, impl->weights_sha256);
+  freeze_on_device(*impl->network, options);
   return LoadedModel(std::move(impl));
 }
 
@@ -192,18 +203,9 @@ LoadedModel LoadedModel::load(const ModelLoadOptions& options) {
     spdlog::debug("{}: loaded in {:.0f} ms, sha256 in {:.0f} ms", impl->weights_path,
                   std::chrono::duration<double, std::milli>(loaded - start).count(),
                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - loaded).count());
-    if (!impl->card.weights_sha256.empty() && impl->card.weights_sha256 != impl->weights_sha256) {
-      spdlog::warn("{}: sha256 {} differs from the card's {} ({}); using it anyway", impl->weights_path,
-                   impl->weights_sha256.substr(0, 12), impl->card.weights_sha256.substr(0, 12),
-                   impl->card.card_path.empty() ? "built-in card" : impl->card.card_path);
-    }
+    warn_if_weights_differ_from_card(impl->card, impl->weights_path, impl->weights_sha256);
   }
-  impl->network->set_parameters_trainable(false);
-  try {
-    impl->network->to(at::Device(options.device));
-  } catch (const c10::Error& e) {
-    throw DeviceError("cannot move model " + options.model + " to " + options.device + ": " + e.what_without_backtrace());
-  }
+  freeze_on_device(*impl->network, options);
   return LoadedModel(std::move(impl));
 }
 

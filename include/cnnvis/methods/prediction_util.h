@@ -12,4 +12,8 @@ namespace cnnvis {
 // logits: N x K. Returns, per row, the top_k classes by logit with softmax probabilities.
 std::vector<std::vector<Prediction>> top_predictions(const at::Tensor& logits, const ModelCard& card, int top_k);
 
+// logits: N x K, classes: N class indices (any device). Returns, per row, that class with its logit
+// and softmax probability: the target an explanation method explained.
+std::vector<Prediction> class_predictions(const at::Tensor& logits, const at::Tensor& classes, const ModelCard& card);
+
 }  // namespace cnnvis
