@@ -101,7 +101,13 @@ void write_learned_views(LoadedModel& model, const DemoOptions& o, const Fashion
   const std::vector<std::string> layers = {"relu1", "relu2", "relu3_2", "relu4"};
   for (const std::string& layer : layers) {
     const int channels = layer_channels(model, layer);
-    for (int k = 0; k < 4; ++k) units.push_back({ObjectiveKind::channel, layer, k * channels / 4});
+    for (int k = 0; k < 4; ++k) {
+      Objective unit;
+      unit.kind = ObjectiveKind::channel;
+      unit.layer = layer;
+      unit.channel = k * channels / 4;
+      units.push_back(std::move(unit));
+    }
   }
   ActivationMaxOptions fv;
   fv.steps = o.fv_steps;
@@ -233,7 +239,8 @@ void setup_demo(CLI::App& app) {
       GradCamOptions cam;
       cam.method = method;
       cams.push_back(run_gradcam(model, inputs, cam));
-      DemoView view{cam_method_name(method), {}};
+      DemoView view;
+      view.name = cam_method_name(method);
       for (const auto& r : cams.back()) view.maps.push_back(r.cam);
       views.push_back(std::move(view));
     }
