@@ -9,6 +9,7 @@
 
 #include "cnnvis/core/errors.h"
 #include "cnnvis/core/text.h"
+#include "cnnvis/methods/eigen_cam.h"
 #include "cnnvis/methods/prediction_util.h"
 #include "cnnvis/methods/tensor_image.h"
 #include "cnnvis/models/layers.h"
@@ -21,7 +22,8 @@ const std::vector<std::pair<CamMethod, std::string>>& method_table() {
   static const std::vector<std::pair<CamMethod, std::string>> table = {
       {CamMethod::gradcam, "gradcam"},   {CamMethod::gradcam_plus_plus, "gradcam++"},
       {CamMethod::xgradcam, "xgradcam"}, {CamMethod::layercam, "layercam"},
-      {CamMethod::hirescam, "hirescam"}, {CamMethod::cam, "cam"}};
+      {CamMethod::hirescam, "hirescam"}, {CamMethod::cam, "cam"},
+      {CamMethod::eigencam, "eigencam"}, {CamMethod::eigengradcam, "eigengradcam"}};
   return table;
 }
 }  // namespace
@@ -99,7 +101,8 @@ const Linear* cam_head(const Network& net, const std::string& layer, int64_t cha
 }
 
 bool needs_gradients(const std::vector<CamMethod>& methods) {
-  return std::any_of(methods.begin(), methods.end(), [](CamMethod m) { return m != CamMethod::cam; });
+  return std::any_of(methods.begin(), methods.end(),
+                     [](CamMethod m) { return m != CamMethod::cam && m != CamMethod::eigencam; });
 }
 
 // N x h x w maps from activations a and gradients g (both N x C x h x w) for one method.
@@ -123,6 +126,10 @@ at::Tensor compute_cam(CamMethod method, const at::Tensor& a, const at::Tensor& 
     case CamMethod::cam:
       // head_weights: N x C (the linear weights of each image's target class).
       return at::relu((head_weights.unsqueeze(2).unsqueeze(3) * a).sum(1));
+    case CamMethod::eigencam:
+      return at::relu(first_component_projection(a));
+    case CamMethod::eigengradcam:
+      return at::relu(first_component_projection(g * a));
   }
   throw std::logic_error("unhandled CAM method");
 }

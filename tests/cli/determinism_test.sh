@@ -38,7 +38,7 @@ check() {
 }
 
 check gradcam-vgg vgg16 gradcam --methods gradcam,gradcam++,xgradcam,layercam,hirescam --top-k 2
-check gradcam-goo googlenet gradcam --methods gradcam,gradcam++,layercam,cam,guided-gradcam
+check gradcam-goo googlenet gradcam --methods gradcam,gradcam++,layercam,cam,eigencam,eigengradcam,guided-gradcam
 check guided-goo googlenet backprop --mode guided
 check deconv-goo googlenet backprop --mode deconv --target 5
 check vanilla-goo googlenet backprop --mode vanilla

@@ -29,7 +29,7 @@ for model in "$r18" "$mb3"; do
   name=$(basename "$model" .pt)
   layer=layer3
   [[ $name == mb3 ]] && layer=features.6
-  run gradcam "$cnnvis" gradcam --model "$model" --methods gradcam,gradcam++,xgradcam,layercam,hirescam,guided-gradcam "$images" -o "$tmp/$name/cam"
+  run gradcam "$cnnvis" gradcam --model "$model" --methods gradcam,gradcam++,xgradcam,layercam,hirescam,eigencam,eigengradcam,guided-gradcam "$images" -o "$tmp/$name/cam"
   [[ $(json "$tmp/$name/cam/manifest.json" "len(d['inputs'])") == 4 ]] || fail "$name gradcam: 4 results expected"
   run backprop "$cnnvis" backprop --model "$model" --mode guided "$images" -o "$tmp/$name/bp"
   run deconv "$cnnvis" backprop --model "$model" --mode deconv "$images" -o "$tmp/$name/deconv"
@@ -46,7 +46,7 @@ done
 run tsne "$cnnvis" tsne --model "$r18" --layer avgpool --perplexity 1 "$images" -o "$tmp/r18/tsne"
 # The default layer of a traced ResNet is layer4; the gradient path gives the same map run to run.
 [[ $(json "$tmp/r18/cam/manifest.json" "d['inputs'][0]['maps'][0]['layer']") == layer4 ]] || fail "default layer is not layer4"
-"$cnnvis" gradcam --model "$r18" --methods gradcam,gradcam++,xgradcam,layercam,hirescam,guided-gradcam "$images" \
+"$cnnvis" gradcam --model "$r18" --methods gradcam,gradcam++,xgradcam,layercam,hirescam,eigencam,eigengradcam,guided-gradcam "$images" \
   -o "$tmp/r18/cam" > "$tmp/resume.txt" 2>&1 || fail "resume run"
 grep -q "4 of 4 inputs already done" "$tmp/resume.txt" || fail "resume: nothing skipped: $(tail -2 "$tmp/resume.txt")"
 "$cnnvis" gradcam --no-resume --model "$r18" --methods gradcam "$images" -o "$tmp/r18/cam2" > /dev/null 2>&1

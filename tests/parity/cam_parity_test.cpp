@@ -32,7 +32,8 @@ TEST_P(CamParity, FamilyMatchesPythonReference) {
   options.weights = (kParityDir / (arch + ".safetensors")).string();
   options.card = (kParityDir / (arch + ".json")).string();
   LoadedModel model = LoadedModel::load(options);
-  std::vector<std::string> methods = {"gradcam", "gradcam++", "xgradcam", "layercam", "hirescam"};
+  std::vector<std::string> methods = {"gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam",
+                                      "eigengradcam"};
   if (arch == "googlenet") methods.push_back("cam");
   CamRequest request;
   request.methods.clear();

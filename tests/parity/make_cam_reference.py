@@ -7,8 +7,8 @@ DIR/<arch>_input<i>.npy), and for each input and the top-scoring class writes, f
 
   DIR/cam/<arch>_<method>_<i>.npy    the raw map at layer resolution (float32, h x w)
 
-for vgg16 at features.29 (gradcam, gradcam++, xgradcam, layercam, hirescam) and googlenet at inception5b
-(the same plus Zhou's cam from the fc weights). Run with /usr/bin/python3.
+for vgg16 at features.29 (gradcam, gradcam++, xgradcam, layercam, hirescam, eigencam, eigengradcam) and
+googlenet at inception5b (the same plus Zhou's cam from the fc weights). Run with /usr/bin/python3.
 """
 
 import argparse
@@ -30,6 +30,22 @@ def load_exporter():
     return module
 
 
+def first_component_projection(m):
+    """pytorch-grad-cam's get_2d_projection of one C x h x w array (numpy's SVD, in float64), with the
+    sign chosen so that the projection correlates positively with the channel mean."""
+    c, h, w = m.shape
+    positions = m.numpy().astype(np.float64).reshape(c, -1).T
+    centred = positions - positions.mean(axis=0)
+    if not np.any(centred):
+        return torch.zeros(h, w)
+    _, _, vt = np.linalg.svd(centred, full_matrices=True)
+    projection = centred @ vt[0, :]
+    strength = positions.mean(axis=1)
+    if np.dot(projection - projection.mean(), strength - strength.mean()) < 0:
+        projection = -projection
+    return torch.from_numpy(projection.reshape(h, w))
+
+
 def cams_from(a, g, fc_row=None):
     """a, g: C x h x w activations and gradients of the target logit. Returns method -> h x w."""
     out = {}
@@ -42,6 +58,8 @@ def cams_from(a, g, fc_row=None):
                                    (a.sum(dim=(1, 2), keepdim=True) + 1e-7)) * a).sum(0))
     out["layercam"] = torch.relu((torch.relu(g) * a).sum(0))
     out["hirescam"] = torch.relu((g * a).sum(0))
+    out["eigencam"] = torch.relu(first_component_projection(a))
+    out["eigengradcam"] = torch.relu(first_component_projection(g * a))
     if fc_row is not None:
         out["cam"] = torch.relu((fc_row.view(-1, 1, 1) * a).sum(0))
     return out

@@ -7,6 +7,8 @@
 //   layercam    cam = ReLU(sum_k ReLU(g_k) * A_k), elementwise                            (Jiang et al.)
 //   hirescam    cam = ReLU(sum_k g_k * A_k), elementwise                                  (Draelos & Carin)
 //   cam         cam = ReLU(sum_k W_fc[c,k] A_k) for global-average-pool + linear heads    (Zhou et al.)
+//   eigencam    cam = ReLU(projection on the first principal component of A), no gradient (Muhammad & Yeasin)
+//   eigengradcam  the same of g * A, so it depends on the class                        (pytorch-grad-cam)
 // A = activations at the layer, g = d(raw logit of the target)/dA.
 #pragma once
 
@@ -20,7 +22,7 @@
 
 namespace cnnvis {
 
-enum class CamMethod { gradcam, gradcam_plus_plus, xgradcam, layercam, hirescam, cam };
+enum class CamMethod { gradcam, gradcam_plus_plus, xgradcam, layercam, hirescam, cam, eigencam, eigengradcam };
 CamMethod parse_cam_method(const std::string& text);  // throws UsageError listing the names
 const char* cam_method_name(CamMethod method);
 std::vector<std::string> cam_method_names();
@@ -46,7 +48,7 @@ struct ImageCams {
 };
 
 // One forward pass for the batch with every layer tapped, then one backward pass per target slot that
-// stops at the lowest layer (none for `cam` alone). inputs: model inputs from prepare_model_input
+// stops at the lowest layer (none for `cam` and `eigencam` alone). inputs: model inputs from prepare_model_input
 // (CV_32FC3 RGB [0, 1] at the card's size). Throws UsageError for an unknown or non-spatial layer, a bad
 // target, or `cam` on a model without a global-average-pool + linear head at that layer.
 std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& inputs, const CamRequest& request);
