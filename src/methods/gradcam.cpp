@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <set>
 
 #include <ATen/ATen.h>
@@ -197,6 +198,7 @@ std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& 
   std::vector<ImageCams> out(n);
   for (int64_t i = 0; i < n; ++i) out[i].top.assign(top[i].begin(), top[i].begin() + std::min<std::size_t>(5, top[i].size()));
 
+  std::map<std::string, at::Tensor> eigen_cams;  // per layer
   for (std::size_t slot = 0; slot < slots; ++slot) {
     std::vector<int64_t> classes(n, 0);
     at::Tensor selector = at::zeros_like(logits);
@@ -236,7 +238,15 @@ std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& 
           at::Tensor index = at::tensor(classes, at::kLong).to(a.device());
           head = fc->weight.detach().index_select(0, index);
         }
-        at::Tensor cams = compute_cam(method, a, gradients ? grads[layer] : at::Tensor(), head);
+        at::Tensor cams;
+        if (method == CamMethod::eigencam) {
+          // The same map for every class: decomposed once per layer, not once per target slot.
+          auto it = eigen_cams.find(layer);
+          if (it == eigen_cams.end()) it = eigen_cams.emplace(layer, compute_cam(method, a, {}, {})).first;
+          cams = it->second;
+        } else {
+          cams = compute_cam(method, a, gradients ? grads[layer] : at::Tensor(), head);
+        }
         at::Tensor normalized = normalize_maps(cams);
         for (int64_t i = 0; i < n; ++i) {
           if (slot >= targets[i].size()) continue;
