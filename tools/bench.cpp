@@ -282,6 +282,17 @@ nlohmann::json featvis_bench(LoadedModel& model, const std::string& layer, int u
           {"forward_backward_ms", fwd_bwd}, {"step_over_forward_backward", step_ms / fwd_bwd}};
 }
 
+// A built-in network (vgg16, googlenet, fashion_vgg) with its default card and seeded random weights:
+// speed does not depend on their values.
+LoadedModel random_native_model(const std::string& name, const std::string& device) {
+  const ModelCard card = default_model_card(name);
+  std::unique_ptr<Network> net = name == "vgg16"       ? build_vgg16()
+                                 : name == "googlenet" ? build_googlenet(card.transform_input)
+                                                       : build_fashion_vgg();
+  net->initialize_parameters();
+  return LoadedModel::from_network(std::move(net), card, device);
+}
+
 // Forward and Grad-CAM ms per image at batch 8 of a loaded model (at `layer`; empty: the card's default).
 nlohmann::json gradcam_cost(LoadedModel& model, const std::string& device, int repeats, const std::string& layer = "") {
   const ModelCard& card = model.card();
@@ -313,11 +324,7 @@ nlohmann::json torchscript_benchmark(const std::vector<std::string>& files, cons
     // Side by side at the native network's default layer: torchvision's module paths are its names.
     nlohmann::json entry = gradcam_cost(model, device, repeats, native.empty() ? "" : card.default_layer);
     if (!native.empty()) {
-      std::unique_ptr<Network> net = native == "vgg16"       ? build_vgg16()
-                                     : native == "googlenet" ? build_googlenet(card.transform_input)
-                                                             : build_fashion_vgg();
-      net->initialize_parameters();
-      LoadedModel native_model = LoadedModel::from_network(std::move(net), card, device);
+      LoadedModel native_model = random_native_model(native, device);
       const nlohmann::json n = gradcam_cost(native_model, device, repeats);
       entry["native_" + native] = n;
       entry["forward_torchscript_over_native"] =
@@ -411,12 +418,8 @@ int main(int argc, char** argv) {
   }
   report["models"] = nlohmann::json::object();
   for (const std::string& name : models) {
-    ModelCard card = default_model_card(name);
-    std::unique_ptr<Network> net = name == "vgg16"       ? build_vgg16()
-                                   : name == "googlenet" ? build_googlenet(card.transform_input)
-                                                         : build_fashion_vgg();
-    net->initialize_parameters();
-    LoadedModel model = LoadedModel::from_network(std::move(net), card, runtime.device);
+    LoadedModel model = random_native_model(name, runtime.device);
+    const ModelCard& card = model.card();
     nlohmann::json entry;
     for (int batch : {1, 8}) {
       if (only_featvis) break;
