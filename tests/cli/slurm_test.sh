@@ -87,16 +87,19 @@ wait_for() {  # JOBID...: until none is queued or running (at most 5 minutes)
 }
 read -r array merge < <(submit)
 [[ -n $array && -n $merge ]] || { fail "submit.sh printed no job ids"; exit 1; }
-# Kill task 2 as soon as it has written its first map.
+# Kill task 2 once it has written its third map: inputs are processed one at a time (--batch-size 1),
+# so by then at least two inputs are complete and the resubmission has something to resume. (Killing at
+# the first map raced with the first input's remaining files: nothing was complete, nothing resumed.)
 killed=0
-for _ in $(seq 1200); do
-  if compgen -G "$tmp/run/shard-2/*.gradcam.npy" > /dev/null; then
+for _ in $(seq 3000); do
+  maps_now=$(find "$tmp/run/shard-2" -name '*.gradcam.npy' 2> /dev/null | wc -l)
+  if ((maps_now >= 3)); then
     scancel --signal=KILL "${array}_2" && killed=1
     break
   fi
-  sleep 0.05
+  sleep 0.02
 done
-((killed)) || fail "task 2 never wrote a map"
+((killed)) || fail "task 2 never wrote three maps"
 wait_for "$array"
 sleep 1
 # The merge job depends on every task succeeding: it must not have run (and is removed by Slurm).
