@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <memory>
 #include <set>
+#include <string_view>
 
 #include <opencv2/imgproc.hpp>
 
@@ -30,6 +31,7 @@ struct GradCamCommandOptions {
   std::vector<std::string> methods = {"gradcam"};
   std::vector<std::string> targets;
   int top_k = 0;
+  int perturbation_batch = 32;
 };
 
 const char* kGuided = "guided-gradcam";
@@ -54,6 +56,9 @@ void setup_gradcam(CLI::App& app) {
   cmd->add_option("-t,--target", options->targets, "class(es) to explain: top, an index or a class name (repeatable)")
       ->allow_extra_args(false);
   cmd->add_option("-k,--top-k", options->top_k, "explain each image's K best classes")->check(CLI::Range(0, 1000));
+  cmd->add_option("--perturbation-batch", options->perturbation_batch,
+                  "scorecam, ablationcam: masked or ablated copies per forward pass (bounds memory)")
+      ->check(CLI::PositiveNumber);
   cmd->callback([options] {
     const Colormap colormap = parse_colormap(options->output.colormap);
     CamRequest request;
@@ -72,6 +77,16 @@ void setup_gradcam(CLI::App& app) {
     request.layers = options->layers;
     request.targets = options->targets;
     request.top_k = options->top_k;
+    request.perturbation_batch = options->perturbation_batch;
+    std::unique_ptr<Progress> perturbation_bar;  // one bar per layer and method, for the slow perturbation CAMs
+    request.progress = [&perturbation_bar](std::size_t done, std::size_t total, std::string_view what) {
+      if (!perturbation_bar) perturbation_bar = std::make_unique<Progress>(std::string(what) + " copies", total);
+      perturbation_bar->update(done);
+      if (done >= total) {
+        perturbation_bar->finish();
+        perturbation_bar.reset();
+      }
+    };
     if (guided && (request.targets.size() + (request.top_k > 0 ? 1 : 0) > 1 || request.top_k > 1)) {
       throw UsageError("guided-gradcam explains one target per image; drop --top-k or extra --target values");
     }
@@ -86,7 +101,7 @@ void setup_gradcam(CLI::App& app) {
     Manifest manifest(options->output.out, "gradcam");
     describe_run(manifest, session,
                  {{"layers", layers}, {"methods", options->methods}, {"targets", options->targets},
-                  {"top_k", options->top_k}, {"colormap", options->output.colormap}, {"alpha", options->output.alpha},
+                  {"top_k", options->top_k}, {"perturbation_batch", options->perturbation_batch}, {"colormap", options->output.colormap}, {"alpha", options->output.alpha},
                   {"fit", options->inputs.fit}, {"batch_size", options->inputs.batch_size}});
 
     run_batches(options->inputs, model, manifest, [&](std::vector<BatchItem>& batch) {

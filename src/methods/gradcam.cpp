@@ -10,8 +10,10 @@
 
 #include "cnnvis/core/errors.h"
 #include "cnnvis/core/text.h"
+#include "cnnvis/methods/ablation_cam.h"
 #include "cnnvis/methods/eigen_cam.h"
 #include "cnnvis/methods/prediction_util.h"
+#include "cnnvis/methods/score_cam.h"
 #include "cnnvis/methods/tensor_image.h"
 #include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
@@ -24,7 +26,8 @@ const std::vector<std::pair<CamMethod, std::string>>& method_table() {
       {CamMethod::gradcam, "gradcam"},   {CamMethod::gradcam_plus_plus, "gradcam++"},
       {CamMethod::xgradcam, "xgradcam"}, {CamMethod::layercam, "layercam"},
       {CamMethod::hirescam, "hirescam"}, {CamMethod::cam, "cam"},
-      {CamMethod::eigencam, "eigencam"}, {CamMethod::eigengradcam, "eigengradcam"}};
+      {CamMethod::eigencam, "eigencam"}, {CamMethod::eigengradcam, "eigengradcam"},
+      {CamMethod::scorecam, "scorecam"}, {CamMethod::ablationcam, "ablationcam"}};
   return table;
 }
 }  // namespace
@@ -101,9 +104,12 @@ const Linear* cam_head(const Network& net, const std::string& layer, int64_t cha
   return after ? last : nullptr;
 }
 
+bool gradient_free(CamMethod m) {
+  return m == CamMethod::cam || m == CamMethod::eigencam || m == CamMethod::scorecam || m == CamMethod::ablationcam;
+}
+
 bool needs_gradients(const std::vector<CamMethod>& methods) {
-  return std::any_of(methods.begin(), methods.end(),
-                     [](CamMethod m) { return m != CamMethod::cam && m != CamMethod::eigencam; });
+  return std::any_of(methods.begin(), methods.end(), [](CamMethod m) { return !gradient_free(m); });
 }
 
 // N x h x w maps from activations a and gradients g (both N x C x h x w) for one method.
@@ -131,6 +137,9 @@ at::Tensor compute_cam(CamMethod method, const at::Tensor& a, const at::Tensor& 
       return at::relu(first_component_projection(a));
     case CamMethod::eigengradcam:
       return at::relu(first_component_projection(g * a));
+    case CamMethod::scorecam:
+    case CamMethod::ablationcam:
+      break;  // from perturbed logits, in run_cams
   }
   throw std::logic_error("unhandled CAM method");
 }
@@ -147,6 +156,10 @@ std::vector<std::string> check_cam_request(const LoadedModel& model, const CamRe
     if (std::find(layers.begin(), layers.end(), canonical) == layers.end()) layers.push_back(canonical);
   }
   for (const auto& t : request.targets) parse_target(t, model.card(), net.num_classes());
+  if (std::find(request.methods.begin(), request.methods.end(), CamMethod::ablationcam) != request.methods.end()) {
+    for (const auto& layer : layers) check_ablation_layer(net, layer);
+  }
+  if (request.perturbation_batch < 1) throw UsageError("the perturbation batch size must be at least 1");
   return layers;
 }
 
@@ -199,6 +212,16 @@ std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& 
   for (int64_t i = 0; i < n; ++i) out[i].top.assign(top[i].begin(), top[i].begin() + std::min<std::size_t>(5, top[i].size()));
 
   std::map<std::string, at::Tensor> eigen_cams;  // per layer
+  // Logits of the perturbed copies (N x C x classes), per layer and method: the same for every target.
+  std::map<std::pair<std::string, CamMethod>, at::Tensor> perturbed;
+  auto perturbed_logits = [&](const std::string& layer, CamMethod method, const at::Tensor& a) -> const at::Tensor& {
+    auto it = perturbed.find({layer, method});
+    if (it != perturbed.end()) return it->second;
+    at::Tensor p = method == CamMethod::scorecam
+                       ? score_cam_logits(net, x, a, request.perturbation_batch, request.progress)
+                       : ablation_cam_logits(net, layer, a, logits, request.perturbation_batch, request.progress);
+    return perturbed.emplace(std::make_pair(layer, method), std::move(p)).first->second;
+  };
   for (std::size_t slot = 0; slot < slots; ++slot) {
     std::vector<int64_t> classes(n, 0);
     at::Tensor selector = at::zeros_like(logits);
@@ -244,6 +267,10 @@ std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& 
           auto it = eigen_cams.find(layer);
           if (it == eigen_cams.end()) it = eigen_cams.emplace(layer, compute_cam(method, a, {}, {})).first;
           cams = it->second;
+        } else if (method == CamMethod::scorecam) {
+          cams = score_cam_map(perturbed_logits(layer, method, a), a, classes);
+        } else if (method == CamMethod::ablationcam) {
+          cams = ablation_cam_map(perturbed_logits(layer, method, a), logits, a, classes);
         } else {
           cams = compute_cam(method, a, gradients ? grads[layer] : at::Tensor(), head);
         }

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <set>
-#include <typeinfo>
 
 #include <ATen/ATen.h>
 #include <opencv2/imgproc.hpp>
@@ -91,13 +89,9 @@ struct Step {
   at::Tensor padded;  // cached input padded so that every output's window lies inside (window steps)
 };
 
-// Containers that are plain Sequentials are opened; anything else (Inception concat, unknown nodes)
-// is one opaque step.
-void flatten_chain(const Node* node, std::vector<Step>& out) {
-  if (typeid(*node) == typeid(Sequential)) {
-    for (const Node* child : node->children()) flatten_chain(child, out);
-    return;
-  }
+// One step of the network's main chain (Network::main_chain: Sequentials opened, anything else such as
+// an Inception block's branches one opaque step), with its local rule if it has one.
+Step chain_step(const Node* node) {
   Step step;
   step.node = node;
   if (dynamic_cast<const ReLU*>(node) || dynamic_cast<const BatchNorm2d*>(node) ||
@@ -125,20 +119,12 @@ void flatten_chain(const Node* node, std::vector<Step>& out) {
     step.why = dynamic_cast<const Concat*>(node) ? "no local rule for parallel branches"
                                                  : "global layer (" + node->type() + ")";
   }
-  out.push_back(std::move(step));
+  return step;
 }
 
 std::vector<Step> network_chain(const Network& net) {
-  // Network keeps its root private; the root's children are the nodes nobody else lists as a child.
-  const std::vector<const Node*> all = net.nodes();
-  std::set<const Node*> nested;
-  for (const Node* node : all) {
-    for (const Node* child : node->children()) nested.insert(child);
-  }
   std::vector<Step> chain;
-  for (const Node* node : all) {
-    if (nested.count(node) == 0) flatten_chain(node, chain);
-  }
+  for (const Node* node : net.main_chain()) chain.push_back(chain_step(node));
   return chain;
 }
 
@@ -457,6 +443,10 @@ std::vector<OcclusionResult> run_occlusion(LoadedModel& model, const std::vector
 OcclusionPlan plan_occlusion(LoadedModel& model, const OcclusionOptions& options) {
   validate(options);
   Network& net = model.network();
+  if (!net.native()) {
+    throw UsageError("no incremental occlusion plan for " + net.architecture() +
+                     ": a TorchScript model runs as one graph, and occlusion recomputes it in full");
+  }
   EvalScope scope(net);
   const ModelCard& card = model.card();
   ForwardState state;

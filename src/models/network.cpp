@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <typeinfo>
 
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
@@ -179,6 +180,59 @@ std::vector<const Node*> Network::nodes() const {
   };
   walk(root_.get());
   return out;
+}
+
+namespace {
+bool opened_in_chain(const Node* node) { return typeid(*node) == typeid(Sequential); }
+
+void append_chain(const Node* node, std::vector<const Node*>& out) {
+  if (!opened_in_chain(node)) {
+    out.push_back(node);
+    return;
+  }
+  for (const Node* child : node->children()) append_chain(child, out);
+}
+
+// Index in `chain` of the step whose output is the output of `layer`; npos when there is none.
+std::size_t chain_position(const std::vector<const Node*>& chain, const Node* layer) {
+  while (layer != nullptr && opened_in_chain(layer) && !layer->children().empty()) layer = layer->children().back();
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    if (chain[i] == layer) return i;
+  }
+  return std::string::npos;
+}
+}  // namespace
+
+std::vector<const Node*> Network::main_chain() const {
+  std::vector<const Node*> chain;
+  if (!native()) return chain;
+  append_chain(root_.get(), chain);
+  return chain;
+}
+
+bool Network::can_forward_from(const std::string& layer) const {
+  const Node* node = find_node(layer);
+  return node != nullptr && chain_position(main_chain(), node) != std::string::npos;
+}
+
+at::Tensor Network::forward_from(const std::string& layer, const at::Tensor& activation) const {
+  const Node* node = find_node(layer);
+  if (node == nullptr) throw UsageError("unknown layer '" + layer + "'");
+  const std::vector<const Node*> chain = main_chain();
+  const std::size_t position = chain_position(chain, node);
+  if (position == std::string::npos) {
+    throw UsageError(native() ? "layer '" + layer + "' is inside a parallel branch: the layers after it also read " +
+                                    "the other branches, so the network cannot be run on from it alone (use the block " +
+                                    "that holds it)"
+                              : "the network cannot be run on from layer '" + layer + "': " + architecture_ +
+                                    " is a TorchScript model, run as one graph");
+  }
+  ForwardState state;
+  state.relu_mode = relu_mode_;
+  state.training = training_;
+  at::Tensor y = activation;
+  for (std::size_t i = position + 1; i < chain.size(); ++i) y = chain[i]->forward(y, state);
+  return y;
 }
 
 const Node* Network::find_node(const std::string& canonical_name) const {

@@ -132,6 +132,36 @@ TEST(Network, GoogLeNetShapesFollowCeilModePooling) {
   }
 }
 
+TEST(Network, ForwardFromALayerOnTheMainChainGivesTheSameLogits) {
+  at::manual_seed(3);
+  auto net = build_googlenet(false);
+  net->initialize_parameters();
+  at::NoGradGuard no_grad;
+  const at::Tensor x = at::randn({2, 3, 64, 64});
+  ForwardRequest request;
+  request.taps = {"inception4e", "conv2", "maxpool4"};
+  const ForwardResult full = net->forward(x, request);
+  // An Inception block is one step; a Sequential block (conv2 = conv, bn, relu) ends at its last leaf.
+  for (const std::string layer : {"inception4e", "conv2", "maxpool4"}) {
+    ASSERT_TRUE(net->can_forward_from(layer)) << layer;
+    const at::Tensor logits = net->forward_from(layer, full.taps.at(layer));
+    EXPECT_TRUE(at::allclose(logits, full.logits, 1e-5, 1e-5)) << layer;
+  }
+  // Changing the layer's output changes what follows (forward_from really starts from it).
+  EXPECT_FALSE(at::allclose(net->forward_from("inception4e", full.taps.at("inception4e") * 0.5), full.logits));
+}
+
+TEST(Network, ForwardFromInsideABranchIsRefused) {
+  auto net = build_googlenet(false);
+  net->initialize_parameters();
+  EXPECT_FALSE(net->can_forward_from("inception4c.branch2.0"));
+  EXPECT_FALSE(net->can_forward_from("no_such_layer"));
+  EXPECT_THROW(net->forward_from("inception4c.branch2.0", at::zeros({1, 96, 14, 14})), UsageError);
+  const std::vector<const Node*> chain = net->main_chain();
+  ASSERT_FALSE(chain.empty());
+  EXPECT_EQ(chain.back()->name(), "fc");
+}
+
 class WeightsFile : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -6,7 +6,11 @@
 #include <opencv2/core.hpp>
 
 #include "cnnvis/io/npy.h"
+#include "cnnvis/methods/ablation_cam.h"
 #include "cnnvis/methods/gradcam.h"
+#include "cnnvis/methods/score_cam.h"
+#include "cnnvis/methods/tensor_image.h"
+#include "cnnvis/models/network.h"
 #include "cnnvis/models/loaded_model.h"
 #include "parity_helpers.h"
 
@@ -55,6 +59,40 @@ TEST_P(CamParity, FamilyMatchesPythonReference) {
       EXPECT_LE(diff, 1e-4) << arch << " " << methods[m] << " input " << i;
       EXPECT_GT(cv::norm(reference, cv::NORM_INF), 0) << "degenerate reference " << methods[m];
     }
+  }
+}
+
+// Score-CAM and Ablation-CAM against whole-model passes in Python (pytorch-grad-cam's algorithms): ours
+// skip constant maps (Score-CAM) and re-run only the layers after the target layer (Ablation-CAM), which
+// must not change the map. A small input keeps the per-channel passes cheap; GoogLeNet's layer is
+// inception4e, so the re-run goes through Inception blocks.
+TEST_P(CamParity, PerturbationCamsMatchWholeModelPasses) {
+  const std::string arch = GetParam();
+  ASSERT_TRUE(fs::exists(kParityDir / "cam" / (arch + "_small_input.npy"))) << "run the parity fixtures first";
+  ModelLoadOptions options;
+  options.model = arch;
+  options.weights = (kParityDir / (arch + ".safetensors")).string();
+  options.card = (kParityDir / (arch + ".json")).string();
+  LoadedModel model = LoadedModel::load(options);
+  const Network& net = model.network();
+  const std::string layer = arch == "vgg16" ? "features.29" : "inception4e";
+  const at::Tensor x = load_npy_tensor(kParityDir / "cam" / (arch + "_small_input.npy"));
+  ForwardRequest request;
+  request.taps = {layer};
+  at::NoGradGuard no_grad;
+  const ForwardResult clean = net.forward(x, request);
+  const at::Tensor a = clean.taps.at(layer);
+  const std::vector<int64_t> target = {clean.logits.argmax(1).item<int64_t>()};
+  const at::Tensor ours_score = score_cam_map(score_cam_logits(net, x, a, 7), a, target)[0];
+  const at::Tensor ours_ablation = ablation_cam_map(ablation_cam_logits(net, layer, a, clean.logits, 7), clean.logits, a,
+                                                    target)[0];
+  const std::vector<std::pair<std::string, at::Tensor>> maps = {{"scorecam", ours_score}, {"ablationcam", ours_ablation}};
+  for (const auto& [method, ours] : maps) {
+    const cv::Mat reference = load_npy_map(kParityDir / "cam" / (arch + "_small_" + method + ".npy"));
+    const cv::Mat mine = tensor_to_map(ours);
+    ASSERT_EQ(mine.size(), reference.size()) << method;
+    EXPECT_GT(cv::norm(reference, cv::NORM_INF), 0) << "degenerate reference " << method;
+    EXPECT_LE(cv::norm(normalise(mine), normalise(reference), cv::NORM_INF), 1e-4) << arch << " " << method;
   }
 }
 

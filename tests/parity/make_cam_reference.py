@@ -8,7 +8,15 @@ DIR/<arch>_input<i>.npy), and for each input and the top-scoring class writes, f
   DIR/cam/<arch>_<method>_<i>.npy    the raw map at layer resolution (float32, h x w)
 
 for vgg16 at features.29 (gradcam, gradcam++, xgradcam, layercam, hirescam, eigencam, eigengradcam) and
-googlenet at inception5b (the same plus Zhou's cam from the fc weights). Run with /usr/bin/python3.
+googlenet at inception5b (the same plus Zhou's cam from the fc weights). The perturbation CAMs run one
+forward pass per channel, so they are checked on a small seeded input (64 x 64, normalised), with the
+algorithms as pytorch-grad-cam implements them (whole-model passes, no shortcut):
+
+  DIR/cam/<arch>_small_input.npy                  the normalised input, 1 x 3 x 64 x 64
+  DIR/cam/<arch>_small_<scorecam|ablationcam>.npy the raw map at layer resolution
+
+for vgg16 at features.29 and googlenet at inception4e (so that the layers after it hold Inception
+blocks). Run with /usr/bin/python3.
 """
 
 import argparse
@@ -65,6 +73,63 @@ def cams_from(a, g, fc_row=None):
     return out
 
 
+def score_cam(model, x, a, target, batch_size=16):
+    """pytorch-grad-cam's ScoreCAM.get_cam_weights for one image: masks from the upsampled (corners
+    aligned), min-max normalised maps; softmax over channels of the target logit of each masked input."""
+    with torch.no_grad():
+        upsampled = torch.nn.UpsamplingBilinear2d(size=x.shape[-2:])(a[None])[0]
+        flat = upsampled.view(upsampled.size(0), -1)
+        maxs, mins = flat.max(dim=-1)[0][:, None, None], flat.min(dim=-1)[0][:, None, None]
+        upsampled = (upsampled - mins) / (maxs - mins + 1e-8)
+        masked = x[0][None] * upsampled[:, None]
+        scores = []
+        for i in range(0, masked.size(0), batch_size):
+            scores.extend(model(masked[i:i + batch_size])[:, target].tolist())
+        weights = torch.softmax(torch.tensor(scores), dim=-1)
+    return torch.relu((weights[:, None, None] * a).sum(0))
+
+
+def ablation_cam(model, layer, x, a, target, batch_size=32):
+    """Ablation-CAM with whole-model passes: the layer's output with one channel zeroed (a forward hook
+    replaces it), weights (y - y_k) / y."""
+    with torch.no_grad():
+        clean = float(model(x)[0, target])
+        state = {}
+        handle = layer.register_forward_hook(lambda module, inputs, output: state["replace"](output))
+        scores = []
+        channels = a.size(0)
+        for start in range(0, channels, batch_size):
+            ks = list(range(start, min(channels, start + batch_size)))
+
+            def replace(output, ks=ks):
+                out = output.repeat(len(ks), 1, 1, 1)
+                for j, k in enumerate(ks):
+                    out[j, k] = 0
+                return out
+            state["replace"] = replace
+            scores.extend(model(x)[:, target].tolist())
+        handle.remove()
+        weights = (clean - torch.tensor(scores)) / clean
+    return torch.relu((weights[:, None, None] * a).sum(0))
+
+
+def perturbation_references(model, arch, out_dir):
+    layer_name = "features.29" if arch == "vgg16" else "inception4e"
+    layer = dict(model.named_modules())[layer_name]
+    captured = {}
+    handle = layer.register_forward_hook(lambda module, inputs, output: captured.__setitem__("a", output))
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        target = int(model(x).argmax(1))
+    handle.remove()
+    a = captured["a"].detach()[0]
+    np.save(os.path.join(out_dir, f"{arch}_small_input.npy"), x.numpy().astype(np.float32))
+    np.save(os.path.join(out_dir, f"{arch}_small_scorecam.npy"), score_cam(model, x, a, target).numpy().astype(np.float32))
+    np.save(os.path.join(out_dir, f"{arch}_small_ablationcam.npy"),
+            ablation_cam(model, layer, x, a, target).numpy().astype(np.float32))
+    print(f"{arch}: Score-CAM and Ablation-CAM references at {layer_name} (64 x 64 input, class {target})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", required=True, help="the parity fixture's directory")
@@ -110,6 +175,7 @@ def main():
             i += 1
         handle.remove()
         print(f"{arch}: reference CAMs at {layer_name} for {i} inputs")
+        perturbation_references(model, arch, out_dir)
 
 
 if __name__ == "__main__":

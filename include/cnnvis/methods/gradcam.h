@@ -9,6 +9,8 @@
 //   cam         cam = ReLU(sum_k W_fc[c,k] A_k) for global-average-pool + linear heads    (Zhou et al.)
 //   eigencam    cam = ReLU(projection on the first principal component of A), no gradient (Muhammad & Yeasin)
 //   eigengradcam  the same of g * A, so it depends on the class                        (pytorch-grad-cam)
+//   scorecam    w = softmax_k(logit of the input masked by upsampled, normalised A_k)     (Wang et al.)
+//   ablationcam w_k = (y - y with A_k zeroed) / y, from the layers after this one only   (Desai & Ramaswamy)
 // A = activations at the layer, g = d(raw logit of the target)/dA.
 #pragma once
 
@@ -17,12 +19,24 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "cnnvis/core/progress.h"
 #include "cnnvis/methods/target.h"
 #include "cnnvis/models/loaded_model.h"
 
 namespace cnnvis {
 
-enum class CamMethod { gradcam, gradcam_plus_plus, xgradcam, layercam, hirescam, cam, eigencam, eigengradcam };
+enum class CamMethod {
+  gradcam,
+  gradcam_plus_plus,
+  xgradcam,
+  layercam,
+  hirescam,
+  cam,
+  eigencam,
+  eigengradcam,
+  scorecam,
+  ablationcam
+};
 CamMethod parse_cam_method(const std::string& text);  // throws UsageError listing the names
 const char* cam_method_name(CamMethod method);
 std::vector<std::string> cam_method_names();
@@ -32,6 +46,8 @@ struct CamRequest {
   std::vector<std::string> layers;   // names or aliases; empty: the card's default layer
   std::vector<std::string> targets;  // "top", class indices or names; empty: {"top"} unless top_k > 0
   int top_k = 0;                     // also explain each image's K best classes
+  int perturbation_batch = 32;       // scorecam / ablationcam: perturbed copies per forward pass
+  ProgressCallback progress;         // scorecam / ablationcam: (copies done, total, method name)
 };
 
 struct CamMap {
@@ -48,9 +64,12 @@ struct ImageCams {
 };
 
 // One forward pass for the batch with every layer tapped, then one backward pass per target slot that
-// stops at the lowest layer (none for `cam` and `eigencam` alone). inputs: model inputs from prepare_model_input
+// stops at the lowest layer (none for the gradient-free methods alone: cam, eigencam, scorecam,
+// ablationcam). scorecam and ablationcam then run their perturbed copies once per layer (every target
+// class is read from the same logits). inputs: model inputs from prepare_model_input
 // (CV_32FC3 RGB [0, 1] at the card's size). Throws UsageError for an unknown or non-spatial layer, a bad
-// target, or `cam` on a model without a global-average-pool + linear head at that layer.
+// target, `cam` on a model without a global-average-pool + linear head at that layer, or `ablationcam` at
+// a layer the network cannot be run on from (inside a branch, or a TorchScript model).
 std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& inputs, const CamRequest& request);
 
 // Validates a request against a model without running it (so a CLI can fail fast); returns the

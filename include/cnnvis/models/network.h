@@ -131,6 +131,17 @@ class Network {
   void add_alias(const std::string& alias, const std::string& canonical_name);
   const std::map<std::string, std::string>& aliases() const { return aliases_; }
 
+  // The layers the forward pass runs one after another: Sequentials opened, anything else (an Inception
+  // block's parallel branches, an unknown node) one opaque step. Empty for a TorchScript network.
+  std::vector<const Node*> main_chain() const;
+  // Whether forward_from can start after `layer` (canonical): a step of main_chain, or a Sequential whose
+  // last leaf is one. Layers inside a parallel branch are not: later steps also read the other branches.
+  bool can_forward_from(const std::string& layer) const;
+  // Logits when `activation` replaces the output of `layer`: only the steps after it run (what
+  // perturbation methods such as Ablation-CAM need: the activations up to the layer stay the same).
+  // Throws UsageError when can_forward_from(layer) is false.
+  at::Tensor forward_from(const std::string& layer, const at::Tensor& activation) const;
+
   // Name, type, output shape and receptive field of every node for an input of height x width.
   std::vector<LayerInfo> describe_layers(int height, int width) const;
 
