@@ -1,4 +1,5 @@
-// cnnvis saliency: pixel saliency maps (vanilla gradient, SmoothGrad, integrated gradients).
+// cnnvis saliency: pixel saliency maps (vanilla gradient, SmoothGrad, SmoothGrad-squared, VarGrad,
+// integrated gradients, input x gradient).
 #include <cstdint>
 #include <memory>
 
@@ -21,33 +22,42 @@ struct SaliencyCommandOptions {
   InputOptions inputs;
   OutputOptions output;
   SaliencyOptions saliency;
+  std::string method;  // "" = automatic: from --smooth / --integrated
 };
 
 }  // namespace
 
 void setup_saliency(CLI::App& app) {
   auto options = std::make_shared<SaliencyCommandOptions>();
-  auto* cmd = app.add_subcommand("saliency", "pixel saliency maps (gradient, SmoothGrad, integrated gradients)");
+  auto* cmd = app.add_subcommand(
+      "saliency", "pixel saliency maps (gradient, SmoothGrad(-squared), VarGrad, integrated gradients, input x gradient)");
   add_model_options(cmd, options->model);
   add_input_options(cmd, options->inputs);
   options->inputs.resumable = true;  // each input's outputs depend on that input alone
   add_output_options(cmd, options->output);
   SaliencyOptions& s = options->saliency;
   cmd->add_option("-t,--target", s.target, "class to explain: top, an index, or a class name");
-  cmd->add_option("--smooth", s.smooth_samples, "SmoothGrad: average over N noisy copies (0 = plain gradient)")
+  cmd->add_option("--method", options->method,
+                  "vanilla | smoothgrad | smoothgrad-sq | vargrad | integrated | input-x-gradient "
+                  "(default: smoothgrad with --smooth, integrated with --integrated, vanilla otherwise)");
+  cmd->add_option("--smooth", s.smooth_samples,
+                  "noisy copies for smoothgrad, smoothgrad-sq, vargrad (0 = plain gradient, or 50 with --method)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--noise", s.noise, "SmoothGrad noise sd as a fraction of the input range")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--integrated", s.integrated_steps, "integrated gradients with this many steps (0 = off)")
+  cmd->add_option("--integrated", s.integrated_steps,
+                  "integrated gradients with this many steps (0 = off, or 50 with --method integrated)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--seed", s.seed, "SmoothGrad noise seed (same seed, same map)");
+  cmd->add_option("--seed", s.seed, "noise seed of the noisy methods (same seed, same map)");
   cmd->add_option("--chunk", s.chunk, "noisy copies or path points per forward pass")->check(CLI::PositiveNumber);
   cmd->callback([options] {
     const Colormap colormap = parse_colormap(options->output.colormap);
-    const SaliencyOptions& saliency = options->saliency;
+    SaliencyOptions saliency = options->saliency;
     if (saliency.smooth_samples > 0 && saliency.integrated_steps > 0) {
       throw UsageError("choose either --smooth or --integrated, not both");
     }
+    saliency.method = parse_saliency_method(options->method);
+    validate_saliency_options(saliency);
     ModelSession session = open_model(options->model);
     LoadedModel& model = *session.model;
     // Check the target once, before any input, so a typo fails fast with exit code 2.

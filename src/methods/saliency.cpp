@@ -48,27 +48,70 @@ at::Tensor sample_noise(std::uint64_t seed, int sample, at::IntArrayRef shape) {
   return at::randn(shape, generator, at::TensorOptions().dtype(at::kFloat));
 }
 
-void validate(const SaliencyOptions& options) {
+bool noisy(SaliencyMethod method) {
+  return method == SaliencyMethod::smoothgrad || method == SaliencyMethod::smoothgrad_sq ||
+         method == SaliencyMethod::vargrad;
+}
+
+}  // namespace
+
+void validate_saliency_options(const SaliencyOptions& options) {
   if (options.smooth_samples < 0) throw UsageError("--smooth must be 0 or a positive number of samples");
   if (options.integrated_steps < 0) throw UsageError("--integrated must be 0 or a positive number of steps");
   if (options.smooth_samples > 0 && options.integrated_steps > 0) {
     throw UsageError("choose either SmoothGrad (--smooth) or integrated gradients (--integrated), not both");
   }
+  const SaliencyMethod method = options.method;
+  if (method != SaliencyMethod::automatic) {
+    const char* name = saliency_method_name(options);
+    if (options.smooth_samples > 0 && !noisy(method)) {
+      throw UsageError(std::string("--smooth does not apply to saliency method ") + name);
+    }
+    if (options.integrated_steps > 0 && method != SaliencyMethod::integrated) {
+      throw UsageError(std::string("--integrated does not apply to saliency method ") + name);
+    }
+  }
   if (!std::isfinite(options.noise) || options.noise < 0) throw UsageError("--noise must be a fraction >= 0");
   if (options.chunk < 1) throw UsageError("--chunk must be at least 1");
 }
 
-}  // namespace
+SaliencyMethod parse_saliency_method(const std::string& text) {
+  std::string t = text;
+  std::replace(t.begin(), t.end(), '_', '-');
+  if (t.empty() || t == "auto") return SaliencyMethod::automatic;
+  if (t == "vanilla") return SaliencyMethod::vanilla;
+  if (t == "smoothgrad") return SaliencyMethod::smoothgrad;
+  if (t == "smoothgrad-sq") return SaliencyMethod::smoothgrad_sq;
+  if (t == "vargrad") return SaliencyMethod::vargrad;
+  if (t == "integrated" || t == "integrated-gradients") return SaliencyMethod::integrated;
+  if (t == "input-x-gradient") return SaliencyMethod::input_x_gradient;
+  throw UsageError("unknown saliency method '" + text +
+                   "' (choose vanilla, smoothgrad, smoothgrad-sq, vargrad, integrated or input-x-gradient)");
+}
+
+SaliencyMethod resolve_saliency_method(const SaliencyOptions& options) {
+  if (options.method != SaliencyMethod::automatic) return options.method;
+  if (options.integrated_steps > 0) return SaliencyMethod::integrated;
+  if (options.smooth_samples > 0) return SaliencyMethod::smoothgrad;
+  return SaliencyMethod::vanilla;
+}
 
 const char* saliency_method_name(const SaliencyOptions& options) {
-  if (options.integrated_steps > 0) return "integrated_gradients";
-  if (options.smooth_samples > 0) return "smoothgrad";
+  switch (resolve_saliency_method(options)) {
+    case SaliencyMethod::automatic:  // resolved above
+    case SaliencyMethod::vanilla: return "vanilla";
+    case SaliencyMethod::smoothgrad: return "smoothgrad";
+    case SaliencyMethod::smoothgrad_sq: return "smoothgrad_sq";
+    case SaliencyMethod::vargrad: return "vargrad";
+    case SaliencyMethod::integrated: return "integrated_gradients";
+    case SaliencyMethod::input_x_gradient: return "input_x_gradient";
+  }
   return "vanilla";
 }
 
 std::vector<SaliencyResult> run_saliency(LoadedModel& model, const std::vector<cv::Mat>& inputs,
                                          const SaliencyOptions& options) {
-  validate(options);
+  validate_saliency_options(options);
   const TargetSpec target = parse_target(options.target, model.card(), model.num_classes());
   if (inputs.empty()) return {};
   Network& net = model.network();
@@ -79,22 +122,25 @@ std::vector<SaliencyResult> run_saliency(LoadedModel& model, const std::vector<c
 
   const at::Tensor x = images_to_tensor(inputs, model.card(), at::Device(model.device()));
   const int64_t n = x.size(0);
-  const bool smooth = options.smooth_samples > 0;
-  const bool integrated = options.integrated_steps > 0;
+  const SaliencyMethod method = resolve_saliency_method(options);
+  const bool smooth = noisy(method);
+  const bool integrated = method == SaliencyMethod::integrated;
   auto classes_for = [&](const at::Tensor& logits) {
     return target.top ? logits.argmax(1)
                       : at::full({n}, target.index, at::TensorOptions().dtype(at::kLong).device(logits.device()));
   };
 
-  at::Tensor logits, classes, gradient;  // gradient: N x 3 x H x W, averaged over samples / path points
+  // gradient: N x 3 x H x W, the per-channel statistic of the gradient (see SaliencyResult::gradient)
+  at::Tensor logits, classes, gradient;
   if (!smooth && !integrated) {
-    // Vanilla: the clean forward pass is also the one the gradient comes from.
+    // Vanilla and input x gradient: the clean forward pass is also the one the gradient comes from.
     at::Tensor xin = x.detach().requires_grad_(true);
     logits = net.forward(xin).logits;
     classes = classes_for(logits);
     logits.gather(1, classes.unsqueeze(1)).sum().backward();
     gradient = xin.grad().detach();
     logits = logits.detach();
+    if (method == SaliencyMethod::input_x_gradient) gradient = x * gradient;  // baseline 0: the mean colour
   } else {
     {
       // The target is fixed from the clean image, before any noise: noisy copies may be classified
@@ -103,13 +149,20 @@ std::vector<SaliencyResult> run_saliency(LoadedModel& model, const std::vector<c
       logits = net.forward(x).logits;
     }
     classes = classes_for(logits);
-    const int samples = smooth ? options.smooth_samples : options.integrated_steps;
+    int samples = smooth ? options.smooth_samples : options.integrated_steps;
+    if (samples == 0) samples = kDefaultSaliencySamples;  // a method named without its count
     at::Tensor sigma;  // per image: noise sd in normalised input units
     if (smooth) {
       at::Tensor flat = x.reshape({n, -1});
       sigma = (std::get<0>(flat.max(1)) - std::get<0>(flat.min(1))) * options.noise;
     }
-    gradient = at::zeros_like(x);
+    // Running statistics, sample by sample in a fixed order: the result does not depend on where the
+    // chunk boundaries fall, and identical gradients (noise 0) average to exactly themselves.
+    //   mean  of g (smoothgrad, integrated, vargrad) or of g^2 (smoothgrad_sq)
+    //   m2    vargrad only: Welford's sum of squared deviations, so the variance m2 / samples equals
+    //         mean(g^2) - mean(g)^2 without its cancellation (and is never negative)
+    at::Tensor mean = at::zeros_like(x);
+    at::Tensor m2 = method == SaliencyMethod::vargrad ? at::zeros_like(x) : at::Tensor();
     const int64_t total = n * samples;
     for (int64_t start = 0; start < total; start += options.chunk) {
       const int64_t count = std::min<int64_t>(options.chunk, total - start);
@@ -131,19 +184,22 @@ std::vector<SaliencyResult> run_saliency(LoadedModel& model, const std::vector<c
       }
       at::Tensor index = at::tensor(images, at::TensorOptions().dtype(at::kLong)).to(x.device());
       at::Tensor grads = input_gradients(net, at::stack(rows), classes.index_select(0, index));
-      // Running mean, sample by sample in a fixed order: the result does not depend on where the chunk
-      // boundaries fall, and identical gradients (noise 0) average to exactly themselves.
       for (int64_t k = 0; k < count; ++k) {
         const int64_t i = images[k];
         const int64_t s = (start + k) % samples;
-        at::Tensor mean = gradient[i];
-        mean.add_((grads[k] - mean) / static_cast<double>(s + 1));
+        at::Tensor g = method == SaliencyMethod::smoothgrad_sq ? grads[k] * grads[k] : grads[k];
+        at::Tensor mean_i = mean[i];
+        at::Tensor delta = g - mean_i;
+        mean_i.add_(delta / static_cast<double>(s + 1));
+        if (m2.defined()) m2[i].add_(delta * (g - mean_i));
       }
     }
+    gradient = m2.defined() ? m2 / static_cast<double>(samples) : mean;
     if (integrated) gradient = x * gradient;  // (x - baseline) * mean gradient, baseline = 0
   }
 
-  at::Tensor maps = integrated ? gradient.abs().sum(1) : std::get<0>(gradient.abs().max(1));  // N x H x W
+  const bool summed = integrated || method == SaliencyMethod::input_x_gradient;
+  at::Tensor maps = summed ? gradient.abs().sum(1) : std::get<0>(gradient.abs().max(1));  // N x H x W
   auto top = top_predictions(logits, model.card(), 5);
   const std::vector<Prediction> targets = class_predictions(logits, classes, model.card());
   std::vector<SaliencyResult> out(n);

@@ -95,6 +95,25 @@ PY
 [[ -s $tmp/ig/eagle.saliency.npy ]] || fail "integrated gradients output"
 [[ $(json "$tmp/ig/manifest.json" "d['inputs'][0]['method']") == integrated_gradients ]] || fail "ig manifest method"
 
+# named methods: SmoothGrad-squared and VarGrad (non-negative maps), input x gradient
+for method in smoothgrad-sq vargrad input-x-gradient; do
+  count=(--smooth 2)
+  [[ $method == input-x-gradient ]] && count=()
+  "$cnnvis" -q saliency "${model[@]}" --method "$method" "${count[@]}" --seed 4 "$tmp/in/dog.jpg" -o "$tmp/m-$method"
+  expect_code 0 $? "saliency --method $method"
+  [[ $(json "$tmp/m-$method/manifest.json" "d['inputs'][0]['method']") == "${method//-/_}" ]] || fail "$method manifest method"
+done
+/usr/bin/python3 - "$tmp/m-smoothgrad-sq/dog.saliency.npy" "$tmp/m-vargrad/dog.saliency.npy" <<'PY' || fail "smoothgrad-sq / vargrad maps"
+import numpy as np, sys
+sq, var = (np.load(p) for p in sys.argv[1:])
+assert sq.shape == var.shape == (224, 224) and sq.min() >= 0 and var.min() >= 0 and sq.max() > 0, (sq.max(), var.min())
+assert (var <= sq * (1 + 1e-5) + 1e-30).all(), "variance above the mean square"
+PY
+"$cnnvis" saliency "${model[@]}" --method vanilla --smooth 2 "$photos/dog.jpg" -o "$tmp/x" 2> "$tmp/e4"
+expect_code 2 $? "--method vanilla --smooth 2"; grep -q "smooth" "$tmp/e4" || fail "--smooth with vanilla: message"
+"$cnnvis" saliency "${model[@]}" --method gradcam "$photos/dog.jpg" -o "$tmp/x" 2> "$tmp/e5"
+expect_code 2 $? "unknown saliency method"; grep -q "input-x-gradient" "$tmp/e5" || fail "unknown method: names not listed"
+
 # usage errors: exit 2 and a message naming the problem
 "$cnnvis" backprop "${model[@]}" --mode smooth "$photos/dog.jpg" -o "$tmp/x" 2> "$tmp/e1"
 expect_code 2 $? "unknown mode"; grep -q "smooth" "$tmp/e1" || fail "unknown mode not named"
