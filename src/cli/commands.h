@@ -15,6 +15,7 @@ void setup_gradcam(CLI::App& app);
 void setup_backprop(CLI::App& app);
 void setup_saliency(CLI::App& app);
 void setup_occlusion(CLI::App& app);
+void setup_rise(CLI::App& app);
 void setup_evaluate(CLI::App& app);
 void setup_canvases(CLI::App& app);
 void setup_train(CLI::App& app);

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   setup_backprop(app);
   setup_saliency(app);
   setup_occlusion(app);
+  setup_rise(app);
   setup_evaluate(app);
   setup_canvases(app);
   setup_train(app);
