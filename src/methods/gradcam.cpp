@@ -12,6 +12,7 @@
 #include "cnnvis/core/text.h"
 #include "cnnvis/methods/ablation_cam.h"
 #include "cnnvis/methods/eigen_cam.h"
+#include "cnnvis/methods/full_grad.h"
 #include "cnnvis/methods/prediction_util.h"
 #include "cnnvis/methods/score_cam.h"
 #include "cnnvis/methods/tensor_image.h"
@@ -27,7 +28,8 @@ const std::vector<std::pair<CamMethod, std::string>>& method_table() {
       {CamMethod::xgradcam, "xgradcam"}, {CamMethod::layercam, "layercam"},
       {CamMethod::hirescam, "hirescam"}, {CamMethod::cam, "cam"},
       {CamMethod::eigencam, "eigencam"}, {CamMethod::eigengradcam, "eigengradcam"},
-      {CamMethod::scorecam, "scorecam"}, {CamMethod::ablationcam, "ablationcam"}};
+      {CamMethod::scorecam, "scorecam"}, {CamMethod::ablationcam, "ablationcam"},
+      {CamMethod::fullgrad, "fullgrad"}};
   return table;
 }
 }  // namespace
@@ -139,7 +141,8 @@ at::Tensor compute_cam(CamMethod method, const at::Tensor& a, const at::Tensor& 
       return at::relu(first_component_projection(g * a));
     case CamMethod::scorecam:
     case CamMethod::ablationcam:
-      break;  // from perturbed logits, in run_cams
+    case CamMethod::fullgrad:
+      break;  // from perturbed logits or every layer's gradient, in run_cams
   }
   throw std::logic_error("unhandled CAM method");
 }
@@ -159,6 +162,9 @@ std::vector<std::string> check_cam_request(const LoadedModel& model, const CamRe
   if (std::find(request.methods.begin(), request.methods.end(), CamMethod::ablationcam) != request.methods.end()) {
     for (const auto& layer : layers) check_ablation_layer(net, layer);
   }
+  if (std::find(request.methods.begin(), request.methods.end(), CamMethod::fullgrad) != request.methods.end()) {
+    biased_layers(net);  // throws for a network it cannot read biases from
+  }
   if (request.perturbation_batch < 1) throw UsageError("the perturbation batch size must be at least 1");
   return layers;
 }
@@ -176,6 +182,19 @@ std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& 
   ForwardRequest forward;
   forward.taps = layers;
   if (gradients) forward.grad_taps = layers;
+  // FullGrad needs the input's gradient and the gradient at every biased layer: the backward pass then
+  // runs to the input for the whole request.
+  const bool full_grad = std::find(request.methods.begin(), request.methods.end(), CamMethod::fullgrad) != request.methods.end();
+  std::vector<BiasedLayer> biased;
+  if (full_grad) {
+    biased = biased_layers(net);
+    x.requires_grad_(true);
+    for (const BiasedLayer& b : biased) {
+      if (std::find(forward.taps.begin(), forward.taps.end(), b.name) != forward.taps.end()) continue;
+      forward.taps.push_back(b.name);
+      forward.grad_taps.push_back(b.name);
+    }
+  }
   ForwardResult result;
   if (gradients) {
     result = net.forward(x, forward);
@@ -235,17 +254,26 @@ std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& 
     if (gradients) {
       // d(sum over images of each one's target logit): images are independent in eval mode, so each
       // image gets its own gradient. The graph is kept while more target slots follow.
-      for (const auto& layer : layers) {
+      for (const auto& layer : forward.grad_taps) {
         at::Tensor& g = result.taps.at(layer).mutable_grad();
         if (g.defined()) g.zero_();
       }
+      if (x.grad().defined()) x.mutable_grad().zero_();
       result.logits.backward(selector, /*retain_graph=*/slot + 1 < slots);
       for (const auto& layer : layers) grads[layer] = result.taps.at(layer).grad().detach().clone();
     }
     at::NoGradGuard no_grad;
+    at::Tensor full_grad_cams;
+    if (full_grad) {
+      std::vector<at::Tensor> biased_grads;
+      for (const BiasedLayer& b : biased) biased_grads.push_back(result.taps.at(b.name).grad());
+      full_grad_cams = full_grad_map(x, x.grad(), biased, biased_grads);
+    }
     for (const auto& layer : layers) {
       const at::Tensor a = result.taps.at(layer).detach();
       for (CamMethod method : request.methods) {
+        // FullGrad is one map of the whole network, not of a layer: given once, with the first layer.
+        if (method == CamMethod::fullgrad && layer != layers.front()) continue;
         at::Tensor head;
         if (method == CamMethod::cam) {
           const Linear* fc = cam_head(net, layer, a.size(1));
@@ -269,6 +297,8 @@ std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& 
           cams = it->second;
         } else if (method == CamMethod::scorecam) {
           cams = score_cam_map(perturbed_logits(layer, method, a), a, classes);
+        } else if (method == CamMethod::fullgrad) {
+          cams = full_grad_cams;
         } else if (method == CamMethod::ablationcam) {
           cams = ablation_cam_map(perturbed_logits(layer, method, a), logits, a, classes);
         } else {
@@ -279,7 +309,7 @@ std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& 
           if (slot >= targets[i].size()) continue;
           CamMap map;
           map.method = method;
-          map.layer = layer;
+          map.layer = method == CamMethod::fullgrad ? std::string("input") : layer;
           map.target.index = static_cast<int>(classes[i]);
           map.target.label = model.card().label(map.target.index);
           map.target.logit = logits_cpu[i][classes[i]].item<float>();

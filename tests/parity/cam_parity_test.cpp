@@ -1,5 +1,5 @@
 // Parity of the Grad-CAM family with reference computations in Python (tests/parity/make_cam_reference.py)
-// on the seeded random VGG16 and GoogLeNet: max abs difference <= 1e-4 on normalised maps.
+// on the seeded random VGG16 and GoogLeNet: max abs difference <= 1e-4 on normalised maps (FullGrad 5e-3).
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -37,7 +37,7 @@ TEST_P(CamParity, FamilyMatchesPythonReference) {
   options.card = (kParityDir / (arch + ".json")).string();
   LoadedModel model = LoadedModel::load(options);
   std::vector<std::string> methods = {"gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam",
-                                      "eigengradcam"};
+                                      "eigengradcam", "fullgrad"};
   if (arch == "googlenet") methods.push_back("cam");
   CamRequest request;
   request.methods.clear();
@@ -56,7 +56,11 @@ TEST_P(CamParity, FamilyMatchesPythonReference) {
       const cv::Mat& ours = cams[i].maps[m].cam_layer;
       ASSERT_EQ(ours.size(), reference.size()) << methods[m];
       const double diff = cv::norm(normalise(ours), normalise(reference), cv::NORM_INF);
-      EXPECT_LE(diff, 1e-4) << arch << " " << methods[m] << " input " << i;
+      // FullGrad normalises every channel of ~60 layers' bias-gradients on its own, which magnifies
+      // rounding in channels of small range: PyTorch itself in float32 and float64 differs by 2.4e-3 on
+      // GoogLeNet's first input (measured), so its bound is 5e-3.
+      const double bound = methods[m] == "fullgrad" ? 5e-3 : 1e-4;
+      EXPECT_LE(diff, bound) << arch << " " << methods[m] << " input " << i;
       EXPECT_GT(cv::norm(reference, cv::NORM_INF), 0) << "degenerate reference " << methods[m];
     }
   }

@@ -7,7 +7,8 @@ DIR/<arch>_input<i>.npy), and for each input and the top-scoring class writes, f
 
   DIR/cam/<arch>_<method>_<i>.npy    the raw map at layer resolution (float32, h x w)
 
-for vgg16 at features.29 (gradcam, gradcam++, xgradcam, layercam, hirescam, eigencam, eigengradcam) and
+for vgg16 at features.29 (gradcam, gradcam++, xgradcam, layercam, hirescam, eigencam, eigengradcam, and
+fullgrad, whose map is at input resolution) and
 googlenet at inception5b (the same plus Zhou's cam from the fc weights). The perturbation CAMs run one
 forward pass per channel, so they are checked on a small seeded input (64 x 64, normalised), with the
 algorithms as pytorch-grad-cam implements them (whole-model passes, no shortcut):
@@ -23,6 +24,7 @@ import argparse
 import importlib.util
 import json
 import os
+import types
 
 import numpy as np
 import torch
@@ -130,6 +132,38 @@ def perturbation_references(model, arch, out_dir):
     print(f"{arch}: Score-CAM and Ablation-CAM references at {layer_name} (64 x 64 input, class {target})")
 
 
+def biased_modules(model):
+    """pytorch-grad-cam FullGrad's layers: every Conv2d with a bias and every BatchNorm2d, with the bias
+    each adds per channel (BatchNorm: beta - mean * gamma / sqrt(var + eps))."""
+    out = []
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d) and module.bias is not None:
+            out.append((module, module.bias.detach()))
+        elif isinstance(module, torch.nn.BatchNorm2d):
+            scale = module.weight.detach() / torch.sqrt(module.running_var + module.eps)
+            out.append((module, module.bias.detach() - module.running_mean * scale))
+    return out
+
+
+def scale_channels(m, size):
+    """pytorch-grad-cam's scale_accross_batch_and_channels for one image: per channel m -= min,
+    m /= (1e-7 + max), bilinear resize (OpenCV's half-pixel centres = align_corners False)."""
+    flat = m.reshape(m.size(0), -1)
+    m = m - flat.min(dim=1)[0][:, None, None]
+    m = m / (1e-7 + m.reshape(m.size(0), -1).max(dim=1)[0][:, None, None])
+    if tuple(m.shape[-2:]) != tuple(size):
+        m = torch.nn.functional.interpolate(m[None], size=size, mode="bilinear", align_corners=False)[0]
+    return m
+
+
+def full_grad(x, x_grad, biased, outputs):
+    size = x.shape[-2:]
+    total = scale_channels((x_grad * x).abs()[0].detach(), size).sum(0)
+    for (module, bias), z in zip(biased, outputs):
+        total = total + scale_channels((bias[:, None, None] * z.grad[0]).abs(), size).sum(0)
+    return total
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", required=True, help="the parity fixture's directory")
@@ -148,6 +182,10 @@ def main():
         for module in model.modules():
             if isinstance(module, torch.nn.ReLU):
                 module.inplace = False
+            if type(module).__name__ == "BasicConv2d":
+                # torchvision's BasicConv2d applies F.relu in place to the batch norm's output, so a
+                # gradient kept on that output would be the ReLU's: the same computation, not in place.
+                module.forward = types.MethodType(lambda self, x: torch.relu(self.bn(self.conv(x))), module)
         for p in model.parameters():
             p.requires_grad_(False)
         captured = {}
@@ -158,23 +196,35 @@ def main():
             captured["a"] = output
 
         handle = layer.register_forward_hook(hook)
+        biased = biased_modules(model)
+        outputs = []
+
+        def keep(module, inputs, output):
+            output.retain_grad()
+            outputs.append(output)
+        keep_handles = [module.register_forward_hook(keep) for module, _ in biased]
         mean = torch.tensor(card["mean"]).view(1, 3, 1, 1)
         std = torch.tensor(card["std"]).view(1, 3, 1, 1)
         i = 0
         while os.path.exists(os.path.join(args.dir, f"{arch}_input{i}.npy")):
             image = torch.from_numpy(np.load(os.path.join(args.dir, f"{arch}_input{i}.npy")))
             x = ((image - mean) / std).requires_grad_(True)  # so that the graph reaches the layer
+            outputs.clear()
             logits = model(x)
             target = int(logits.argmax(1))
             logits[0, target].backward()
             a = captured["a"].detach()[0]
             g = captured["a"].grad.detach()[0]
             fc_row = model.fc.weight[target] if arch == "googlenet" else None
+            np.save(os.path.join(out_dir, f"{arch}_fullgrad_{i}.npy"),
+                    full_grad(x, x.grad, biased, outputs).numpy().astype(np.float32))
             for method, cam in cams_from(a, g, fc_row).items():
                 np.save(os.path.join(out_dir, f"{arch}_{method}_{i}.npy"), cam.numpy().astype(np.float32))
             i += 1
         handle.remove()
-        print(f"{arch}: reference CAMs at {layer_name} for {i} inputs")
+        for h in keep_handles:
+            h.remove()
+        print(f"{arch}: reference CAMs at {layer_name} (and FullGrad) for {i} inputs")
         perturbation_references(model, arch, out_dir)
 
 

@@ -11,6 +11,8 @@
 //   eigengradcam  the same of g * A, so it depends on the class                        (pytorch-grad-cam)
 //   scorecam    w = softmax_k(logit of the input masked by upsampled, normalised A_k)     (Wang et al.)
 //   ablationcam w_k = (y - y with A_k zeroed) / y, from the layers after this one only   (Desai & Ramaswamy)
+//   fullgrad    |x dy/dx| + sum over biased layers of |b dy/dz|, each channel normalised  (Srinivas & Fleuret)
+//               one map of the whole network at input resolution: its layer reads "input"
 // A = activations at the layer, g = d(raw logit of the target)/dA.
 #pragma once
 
@@ -35,7 +37,8 @@ enum class CamMethod {
   eigencam,
   eigengradcam,
   scorecam,
-  ablationcam
+  ablationcam,
+  fullgrad
 };
 CamMethod parse_cam_method(const std::string& text);  // throws UsageError listing the names
 const char* cam_method_name(CamMethod method);
@@ -54,7 +57,7 @@ struct CamMap {
   CamMethod method = CamMethod::gradcam;
   std::string layer;  // canonical name
   Prediction target;  // the class explained, with its logit and probability
-  cv::Mat cam_layer;  // raw map at layer resolution (CV_32F, >= 0, unnormalised)
+  cv::Mat cam_layer;  // raw map at layer resolution (fullgrad: input resolution) (CV_32F, >= 0, unnormalised)
   cv::Mat cam;        // normalised to [0, 1] ((m - min) / (max + 1e-7)) and resized bilinearly to the input
 };
 
@@ -69,7 +72,8 @@ struct ImageCams {
 // class is read from the same logits). inputs: model inputs from prepare_model_input
 // (CV_32FC3 RGB [0, 1] at the card's size). Throws UsageError for an unknown or non-spatial layer, a bad
 // target, `cam` on a model without a global-average-pool + linear head at that layer, or `ablationcam` at
-// a layer the network cannot be run on from (inside a branch, or a TorchScript model).
+// a layer the network cannot be run on from (inside a branch, or a TorchScript model), or `fullgrad` on a
+// TorchScript model.
 std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& inputs, const CamRequest& request);
 
 // Validates a request against a model without running it (so a CLI can fail fast); returns the
