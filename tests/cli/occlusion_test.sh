@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end: `cnnvis occlusion` (incremental against --exact-naive on the parity fixture's seeded random
-# VGG16, a bad input mixed in) and `cnnvis evaluate` on demo canvases with their boxes, using a demo
-# model trained here in seconds. Needs Debian's darknet (photos) and dataset-fashion-mnist packages.
+# VGG16, a bad input mixed in) and `cnnvis evaluate` on demo canvases with their boxes (and with --road,
+# --randomisation), using a demo model trained here in seconds. Needs Debian's darknet (photos) and
+# dataset-fashion-mnist packages.
 # Args: <cnnvis binary> <source dir> <build dir>
 set -uo pipefail
 cnnvis=$1 src=$2 build=$3
@@ -79,5 +80,37 @@ echo "not json" > "$tmp/bad.json"
 "$cnnvis" evaluate --model fashion_vgg --weights "$tmp/m/fashion_vgg.safetensors" --boxes "$tmp/bad.json" "$tmp/canvases" -o "$tmp/e3" 2> "$tmp/e3.err"
 expect_code 1 $? "evaluate with a broken boxes file"
 grep -q "bad.json" "$tmp/e3.err" || fail "evaluate: broken boxes message: $(cat "$tmp/e3.err")"
+# ROAD and the cascading randomisation test, seeded: two runs with the same seed give the same table.
+for run in r1 r2; do
+  "$cnnvis" -q evaluate --model fashion_vgg --weights "$tmp/m/fashion_vgg.safetensors" --methods gradcam,saliency --steps 4 \
+    --no-curves --road --road-percentages 20,50,80 --randomisation --randomisation-steps 3 --seed 3 "$tmp/canvases" \
+    -o "$tmp/$run"
+  expect_code 0 $? "evaluate --road --randomisation ($run)"
+done
+[[ -s $tmp/r1/road.png && -s $tmp/r1/randomisation.png ]] || fail "evaluate: missing road.png or randomisation.png"
+/usr/bin/python3 - "$tmp/r1/evaluation.json" "$tmp/r2/evaluation.json" "$tmp/r1/manifest.json" <<'PY' || fail "evaluate: ROAD / randomisation table"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert a["methods"] == b["methods"], "same seed, different tables"
+assert a["road"]["percentages"] == [20, 50, 80], a["road"]
+for name, row in a["methods"].items():
+    assert len(row["road_morf_curve"]) == 3 and len(row["road_lerf_curve"]) == 3, row
+    assert 0 <= row["road_morf"] <= 1 and 0 <= row["road_lerf"] <= 1, row
+    r = row["randomisation"]
+    assert len(r["steps"]) == 3 and r["steps"][0] == "classifier.1", r
+    assert all(-1 <= v <= 1 for v in r["spearman"]), r
+e = json.load(open(sys.argv[3]))["inputs"][0]["scores"]["saliency"]
+road = e["road"]
+combined = sum((l - m) / 2 for l, m in zip(road["lerf"], road["morf"])) / 3
+assert abs(road["combined"] - combined) < 1e-5, road
+assert len(e["randomisation"]["spearman"]) == 3 and len(e["randomisation"]["ssim"]) == 3, e
+PY
+"$cnnvis" evaluate --model fashion_vgg --weights "$tmp/m/fashion_vgg.safetensors" --road --road-percentages 0,50 "$tmp/canvases" -o "$tmp/e4" 2> "$tmp/e4.err"
+expect_code 2 $? "evaluate --road-percentages 0"
+grep -q "1\.\.99" "$tmp/e4.err" || fail "evaluate: bad percentage message: $(cat "$tmp/e4.err")"
+"$cnnvis" evaluate --model fashion_vgg --weights "$tmp/m/fashion_vgg.safetensors" --road-percentages 50 "$tmp/canvases" -o "$tmp/e5" 2> /dev/null
+expect_code 2 $? "evaluate --road-percentages without --road"
+"$cnnvis" evaluate --model fashion_vgg --weights "$tmp/m/fashion_vgg.safetensors" --randomisation --randomisation-steps -1 "$tmp/canvases" -o "$tmp/e6" 2> /dev/null
+expect_code 2 $? "evaluate --randomisation-steps -1"
 echo "occlusion e2e: $failures failure(s)"
 [[ $failures == 0 ]]
