@@ -18,6 +18,7 @@ struct BackpropCommandOptions {
   OutputOptions output;
   std::string mode = "guided";
   std::string target = "top";
+  double lrp_epsilon = 1e-6;
 };
 
 }  // namespace
@@ -29,22 +30,28 @@ void setup_backprop(CLI::App& app) {
   add_input_options(cmd, options->inputs);
   options->inputs.resumable = true;  // each input's outputs depend on that input alone
   add_output_options(cmd, options->output);
-  cmd->add_option("--mode", options->mode, "guided | deconv | vanilla");
+  cmd->add_option("--mode", options->mode,
+                  "guided | deconv | vanilla | lrp-epsilon | lrp-epsilon-plus | lrp-epsilon-plus-flat (= lrp) | "
+                  "lrp-epsilon-plus-box");
+  cmd->add_option("--lrp-epsilon", options->lrp_epsilon, "LRP: epsilon of the epsilon rule (and stabiliser)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("-t,--target", options->target, "class to explain: top, an index, or a class name");
   cmd->callback([options] {
     const Colormap colormap = parse_colormap(options->output.colormap);
     BackpropOptions backprop;
     backprop.mode = parse_backprop_mode(options->mode);
     backprop.target = options->target;
+    backprop.lrp_epsilon = options->lrp_epsilon;
     ModelSession session = open_model(options->model);
     LoadedModel& model = *session.model;
     // Check the target once, before any input, so a typo fails fast with exit code 2.
     parse_target(backprop.target, model.card(), model.num_classes());
+    check_backprop_request(model, backprop);
 
     ensure_output_dir(options->output.out);
     Manifest manifest(options->output.out, "backprop");
     describe_run(manifest, session,
-                 {{"mode", backprop_mode_name(backprop.mode)}, {"target", backprop.target},
+                 {{"mode", backprop_mode_name(backprop.mode)}, {"target", backprop.target}, {"lrp_epsilon", backprop.lrp_epsilon},
                   {"colormap", options->output.colormap}, {"fit", options->inputs.fit},
                   {"batch_size", options->inputs.batch_size}});
     const std::string tag = backprop_mode_name(backprop.mode);

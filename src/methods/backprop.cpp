@@ -2,11 +2,13 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 
 #include <ATen/ATen.h>
 #include <opencv2/core.hpp>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/methods/lrp.h"
 #include "cnnvis/methods/prediction_util.h"
 #include "cnnvis/methods/tensor_image.h"
 #include "cnnvis/models/network.h"
@@ -20,8 +22,8 @@ ReluMode relu_mode_for(BackpropMode mode) {
     case BackpropMode::vanilla: return ReluMode::standard;
     case BackpropMode::guided: return ReluMode::guided;
     case BackpropMode::deconv: return ReluMode::deconv;
+    default: return ReluMode::standard;
   }
-  return ReluMode::standard;
 }
 
 // 3 x H x W tensor (any device) -> H x W x 3 CV_32FC3 (owning copy).
@@ -32,13 +34,66 @@ cv::Mat chw_to_mat(const at::Tensor& chw) {
   return out;
 }
 
+std::optional<LrpPreset> lrp_preset_of(BackpropMode mode) {
+  switch (mode) {
+    case BackpropMode::lrp_epsilon: return LrpPreset::epsilon;
+    case BackpropMode::lrp_epsilon_plus: return LrpPreset::epsilon_plus;
+    case BackpropMode::lrp_epsilon_plus_flat: return LrpPreset::epsilon_plus_flat;
+    case BackpropMode::lrp_epsilon_plus_box: return LrpPreset::epsilon_plus_box;
+    default: return std::nullopt;
+  }
+}
+
+std::vector<BackpropResult> run_lrp(LoadedModel& model, const at::Tensor& x, const TargetSpec& target, LrpPreset preset,
+                                    double epsilon) {
+  if (!(epsilon > 0)) throw UsageError("the LRP epsilon must be > 0");
+  const ModelCard& card = model.card();
+  LrpOptions options;
+  options.preset = preset;
+  options.epsilon = epsilon;
+  // z-box bounds: the normalised values of the darkest and brightest pixel, per channel.
+  std::vector<float> low, high;
+  for (int c = 0; c < 3; ++c) {
+    low.push_back((0.0f - card.mean[c]) / card.std[c]);
+    high.push_back((card.input_range - card.mean[c]) / card.std[c]);
+  }
+  options.low = at::tensor(low).view({1, 3, 1, 1});
+  options.high = at::tensor(high).view({1, 3, 1, 1});
+  at::Tensor logits;
+  {
+    at::NoGradGuard no_grad;
+    logits = model.network().forward(x).logits;
+  }
+  const int64_t n = x.size(0);
+  const at::Tensor classes =
+      target.top ? logits.argmax(1) : at::full({n}, target.index, at::TensorOptions().dtype(at::kLong).device(logits.device()));
+  const at::Tensor relevance = lrp_relevance(model.network(), x, classes, options);
+  const at::Tensor positive = at::relu(relevance.sum(1));
+  const auto top = top_predictions(logits, card, 5);
+  const std::vector<Prediction> targets = class_predictions(logits, classes, card);
+  std::vector<BackpropResult> out(n);
+  for (int64_t i = 0; i < n; ++i) {
+    out[i].target = targets[i];
+    out[i].top = top[i];
+    out[i].gradient = chw_to_mat(relevance[i]);
+    out[i].magnitude = tensor_to_map(positive[i]);
+  }
+  return out;
+}
+
 }  // namespace
 
 BackpropMode parse_backprop_mode(const std::string& text) {
   if (text == "vanilla") return BackpropMode::vanilla;
   if (text == "guided") return BackpropMode::guided;
   if (text == "deconv" || text == "deconvnet") return BackpropMode::deconv;
-  throw UsageError("unknown backprop mode '" + text + "' (choose guided, deconv or vanilla)");
+  if (text == "lrp-epsilon") return BackpropMode::lrp_epsilon;
+  if (text == "lrp-epsilon-plus") return BackpropMode::lrp_epsilon_plus;
+  if (text == "lrp-epsilon-plus-flat" || text == "lrp") return BackpropMode::lrp_epsilon_plus_flat;
+  if (text == "lrp-epsilon-plus-box") return BackpropMode::lrp_epsilon_plus_box;
+  throw UsageError("unknown backprop mode '" + text +
+                   "' (choose guided, deconv, vanilla, lrp-epsilon, lrp-epsilon-plus, lrp-epsilon-plus-flat or "
+                   "lrp-epsilon-plus-box)");
 }
 
 const char* backprop_mode_name(BackpropMode mode) {
@@ -46,6 +101,10 @@ const char* backprop_mode_name(BackpropMode mode) {
     case BackpropMode::vanilla: return "vanilla";
     case BackpropMode::guided: return "guided";
     case BackpropMode::deconv: return "deconv";
+    case BackpropMode::lrp_epsilon: return "lrp-epsilon";
+    case BackpropMode::lrp_epsilon_plus: return "lrp-epsilon-plus";
+    case BackpropMode::lrp_epsilon_plus_flat: return "lrp-epsilon-plus-flat";
+    case BackpropMode::lrp_epsilon_plus_box: return "lrp-epsilon-plus-box";
   }
   return "?";
 }
@@ -60,6 +119,8 @@ std::vector<BackpropResult> run_backprop(LoadedModel& model, const std::vector<c
   ScopedReluMode relu_guard(net, relu_mode_for(options.mode));
 
   at::Tensor x = images_to_tensor(inputs, model.card(), at::Device(model.device()));
+  const std::optional<LrpPreset> preset = lrp_preset_of(options.mode);
+  if (preset) return run_lrp(model, x, target, *preset, options.lrp_epsilon);
   x.requires_grad_(true);
   // The guided and deconv ReLUs change only the backward pass, so these logits are the model's own.
   at::Tensor logits = net.forward(x).logits;
@@ -83,6 +144,15 @@ std::vector<BackpropResult> run_backprop(LoadedModel& model, const std::vector<c
     r.magnitude = tensor_to_map(magnitude[i]);
   }
   return out;
+}
+
+void check_backprop_request(const LoadedModel& model, const BackpropOptions& options) {
+  if (lrp_preset_of(options.mode) && !model.network().native()) {
+    throw UsageError(std::string(backprop_mode_name(options.mode)) + " walks the network's layers one by one; " +
+                     model.network().architecture() + " is a TorchScript model, which runs as one graph " +
+                     "(use guided, deconv or vanilla)");
+  }
+  if (lrp_preset_of(options.mode) && !(options.lrp_epsilon > 0)) throw UsageError("the LRP epsilon must be > 0");
 }
 
 cv::Mat gradient_to_display(const cv::Mat& gradient_rgb) {

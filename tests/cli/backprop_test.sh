@@ -52,6 +52,18 @@ PY
 "$cnnvis" -q backprop "${model[@]}" --mode deconv --target 7 "$tmp/in/dog.jpg" -o "$tmp/bpd"; expect_code 0 $? "backprop deconv"
 [[ $(json "$tmp/bpd/manifest.json" "d['inputs'][0]['target']['index']") == 7 ]] || fail "backprop deconv: target 7"
 [[ -s $tmp/bpd/dog.deconv.png ]] || fail "backprop deconv outputs"
+# LRP presets on VGG16: the relevance of the top class sums to about its logit under pure epsilon
+# (biases take a share, so only the sign and order of magnitude are checked here; the unit tests check
+# conservation exactly on a bias-free network)
+for mode in lrp-epsilon lrp-epsilon-plus-flat; do
+  "$cnnvis" -q backprop "${model[@]}" --mode "$mode" "$tmp/in/dog.jpg" -o "$tmp/lrp-$mode"; expect_code 0 $? "backprop $mode"
+  [[ $(json "$tmp/lrp-$mode/manifest.json" "d['inputs'][0]['mode']") == "$mode" ]] || fail "$mode manifest mode"
+  [[ -s $tmp/lrp-$mode/dog.$mode.npy && -s $tmp/lrp-$mode/dog.$mode.magnitude.png ]] || fail "$mode outputs"
+done
+/usr/bin/python3 -c "import numpy as np, sys; r = np.load(sys.argv[1]); sys.exit(0 if np.isfinite(r).all() and np.abs(r).sum() > 0 else 1)" \
+  "$tmp/lrp-lrp-epsilon-plus-flat/dog.lrp-epsilon-plus-flat.npy" || fail "LRP relevance not finite or all zero"
+"$cnnvis" backprop "${model[@]}" --mode lrp --lrp-epsilon 0 "$tmp/in/dog.jpg" -o "$tmp/x" 2> /dev/null
+expect_code 2 $? "--lrp-epsilon 0"
 
 # saliency: vanilla map = max over channels of |vanilla gradient|
 "$cnnvis" saliency "${model[@]}" "$tmp/in/dog.jpg" "$tmp/in/broken.jpg" "$tmp/in/eagle.jpg" -o "$tmp/sal" 2> "$tmp/sal.err"

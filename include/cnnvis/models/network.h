@@ -103,6 +103,8 @@ class Network {
   // False for a network whose layers are not native nodes (a TorchScript module): engines that run
   // layers one by one (incremental occlusion, the CAM head check) must not step through its nodes.
   bool native() const;
+  // The root container (for engines that walk the layers themselves, such as LRP).
+  const Node& root() const { return *root_; }
 
   // x: N x 3 x H x W, already normalised for the network.
   ForwardResult forward(const at::Tensor& x, const ForwardRequest& request = {}) const;
