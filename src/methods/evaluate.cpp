@@ -35,6 +35,16 @@ std::vector<float> probabilities(const Network& net, const at::Tensor& batch, in
 
 }  // namespace
 
+cv::Mat checked_score_map(const cv::Mat& map, int target, int num_classes, int width, int height, const std::string& what) {
+  if (target < 0 || target >= num_classes) throw UsageError(what + " target " + std::to_string(target) + " is out of range");
+  if (map.empty() || map.channels() != 1) throw UsageError(what + " maps must be single-channel");
+  cv::Mat out;
+  map.convertTo(out, CV_32F);
+  if (out.size() != cv::Size(width, height)) cv::resize(out, out, cv::Size(width, height), 0, 0, cv::INTER_LINEAR);
+  cv::patchNaNs(out, 0.0);
+  return out.clone();
+}
+
 float curve_area(const std::vector<float>& curve) {
   if (curve.size() < 2) return curve.empty() ? 0.0f : curve[0];
   double area = 0;
@@ -60,15 +70,7 @@ std::vector<ExplanationScores> score_explanations(LoadedModel& model, const std:
 
   std::vector<ExplanationScores> out;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (targets[i] < 0 || targets[i] >= model.num_classes()) {
-      throw UsageError("evaluation target " + std::to_string(targets[i]) + " is out of range");
-    }
-    if (maps[i].empty() || maps[i].channels() != 1) throw UsageError("evaluation maps must be single-channel");
-    cv::Mat map;
-    maps[i].convertTo(map, CV_32F);
-    if (map.size() != cv::Size(w, h)) cv::resize(map, map, cv::Size(w, h), 0, 0, cv::INTER_LINEAR);
-    cv::patchNaNs(map, 0.0);
-    map = map.clone();
+    cv::Mat map = checked_score_map(maps[i], targets[i], model.num_classes(), w, h, "evaluation");
 
     const at::Tensor x = images_to_tensor({inputs[i]}, card, device);  // 1 x 3 x H x W
     cv::Mat blurred;

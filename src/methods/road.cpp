@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/methods/evaluate.h"
 #include "cnnvis/methods/tensor_image.h"
 #include "cnnvis/models/eval_scope.h"
 #include "cnnvis/models/network.h"
@@ -182,15 +183,7 @@ std::vector<RoadScores> score_road(LoadedModel& model, const std::vector<cv::Mat
 
   std::vector<RoadScores> out;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (targets[i] < 0 || targets[i] >= model.num_classes()) {
-      throw UsageError("ROAD target " + std::to_string(targets[i]) + " is out of range");
-    }
-    if (maps[i].empty() || maps[i].channels() != 1) throw UsageError("ROAD maps must be single-channel");
-    cv::Mat map;
-    maps[i].convertTo(map, CV_32F);
-    if (map.size() != cv::Size(w, h)) cv::resize(map, map, cv::Size(w, h), 0, 0, cv::INTER_LINEAR);
-    cv::patchNaNs(map, 0.0);
-    map = map.clone();
+    cv::Mat map = checked_score_map(maps[i], targets[i], model.num_classes(), w, h, "ROAD");
 
     // Rank of every pixel: highest value first, ties by raster index (as the deletion curve).
     std::vector<int> order(static_cast<std::size_t>(pixels));

@@ -75,20 +75,13 @@ def cams_from(a, g, fc_row=None):
     return out
 
 
-def score_cam(model, x, a, target, batch_size=16):
-    """pytorch-grad-cam's ScoreCAM.get_cam_weights for one image: masks from the upsampled (corners
-    aligned), min-max normalised maps; softmax over channels of the target logit of each masked input."""
-    with torch.no_grad():
-        upsampled = torch.nn.UpsamplingBilinear2d(size=x.shape[-2:])(a[None])[0]
-        flat = upsampled.view(upsampled.size(0), -1)
-        maxs, mins = flat.max(dim=-1)[0][:, None, None], flat.min(dim=-1)[0][:, None, None]
-        upsampled = (upsampled - mins) / (maxs - mins + 1e-8)
-        masked = x[0][None] * upsampled[:, None]
-        scores = []
-        for i in range(0, masked.size(0), batch_size):
-            scores.extend(model(masked[i:i + batch_size])[:, target].tolist())
-        weights = torch.softmax(torch.tensor(scores), dim=-1)
-    return torch.relu((weights[:, None, None] * a).sum(0))
+def score_cam(model, x, a, target):
+    """pytorch-grad-cam's ScoreCAM, as the benchmark's peer script writes it out (one implementation)."""
+    path = os.path.join(REPO_ROOT, "scripts", "peer_perturbation_cams.py")
+    spec = importlib.util.spec_from_file_location("cnnvis_peer_cams", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.score_cam(model, x, a, target)
 
 
 def ablation_cam(model, layer, x, a, target, batch_size=32):

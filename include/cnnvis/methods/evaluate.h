@@ -48,6 +48,10 @@ std::vector<ExplanationScores> score_explanations(LoadedModel& model, const std:
                                                   const std::vector<cv::Mat>& maps, const std::vector<int>& targets,
                                                   const EvaluateOptions& options = {});
 
+// Checks an explanation's target and map (what: "evaluation", "ROAD"; throws UsageError naming it) and
+// returns the map as an owning CV_32F width x height copy (resized bilinearly, NaN set to 0).
+cv::Mat checked_score_map(const cv::Mat& map, int target, int num_classes, int width, int height, const std::string& what);
+
 // Trapezoidal area under a curve sampled at equal steps over [0, 1].
 float curve_area(const std::vector<float>& curve);
 
