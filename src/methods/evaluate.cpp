@@ -7,6 +7,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/methods/prediction_util.h"
 #include "cnnvis/core/text.h"
 #include "cnnvis/methods/backprop.h"
 #include "cnnvis/methods/gradcam.h"
@@ -18,22 +19,6 @@
 #include "cnnvis/models/network.h"
 
 namespace cnnvis {
-
-namespace {
-
-// Softmax probability of `target` for each row of a batch of normalised inputs, in chunks.
-std::vector<float> probabilities(const Network& net, const at::Tensor& batch, int64_t target, int chunk) {
-  std::vector<float> out;
-  for (int64_t start = 0; start < batch.size(0); start += chunk) {
-    const int64_t count = std::min<int64_t>(chunk, batch.size(0) - start);
-    at::Tensor logits = net.forward(batch.narrow(0, start, count)).logits.to(at::kFloat);
-    at::Tensor p = at::softmax(logits, 1).select(1, target).to(at::kCPU).contiguous();
-    out.insert(out.end(), p.data_ptr<float>(), p.data_ptr<float>() + count);
-  }
-  return out;
-}
-
-}  // namespace
 
 cv::Mat checked_score_map(const cv::Mat& map, int target, int num_classes, int width, int height, const std::string& what) {
   if (target < 0 || target >= num_classes) throw UsageError(what + " target " + std::to_string(target) + " is out of range");
@@ -95,8 +80,8 @@ std::vector<ExplanationScores> score_explanations(LoadedModel& model, const std:
 
     ExplanationScores s;
     s.target = targets[i];
-    s.deletion = probabilities(net, deleted, targets[i], options.batch_size);
-    s.insertion = probabilities(net, inserted, targets[i], options.batch_size);
+    s.deletion = target_probabilities(net, deleted, targets[i], options.batch_size);
+    s.insertion = target_probabilities(net, inserted, targets[i], options.batch_size);
     s.probability = s.deletion.front();
     s.deletion_auc = curve_area(s.deletion);
     s.insertion_auc = curve_area(s.insertion);
@@ -106,7 +91,7 @@ std::vector<ExplanationScores> score_explanations(LoadedModel& model, const std:
     cv::minMaxLoc(map, nullptr, &hi);
     cv::Mat weights = hi > 0 ? cv::max(map, 0.0) / hi : cv::Mat::zeros(h, w, CV_32F);
     at::Tensor wt = at::from_blob(weights.ptr<float>(), {1, 1, h, w}, at::kFloat).clone().to(device);
-    s.masked_probability = probabilities(net, x * wt, targets[i], 1)[0];
+    s.masked_probability = target_probabilities(net, x * wt, targets[i], 1)[0];
     s.drop = s.probability > 0 ? std::max(0.0f, s.probability - s.masked_probability) / s.probability : 0.0f;
     s.increase = s.masked_probability > s.probability;
     out.push_back(std::move(s));

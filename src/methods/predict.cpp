@@ -59,4 +59,16 @@ std::vector<Prediction> class_predictions(const at::Tensor& logits, const at::Te
   return out;
 }
 
+// Softmax probability of `target` for each row of a batch of normalised inputs, in chunks.
+std::vector<float> target_probabilities(const Network& net, const at::Tensor& batch, int64_t target, int chunk) {
+  std::vector<float> out;
+  for (int64_t start = 0; start < batch.size(0); start += chunk) {
+    const int64_t count = std::min<int64_t>(chunk, batch.size(0) - start);
+    at::Tensor logits = net.forward(batch.narrow(0, start, count)).logits.to(at::kFloat);
+    at::Tensor p = at::softmax(logits, 1).select(1, target).to(at::kCPU).contiguous();
+    out.insert(out.end(), p.data_ptr<float>(), p.data_ptr<float>() + count);
+  }
+  return out;
+}
+
 }  // namespace cnnvis

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/methods/prediction_util.h"
 #include "cnnvis/methods/evaluate.h"
 #include "cnnvis/methods/tensor_image.h"
 #include "cnnvis/models/eval_scope.h"
@@ -33,18 +34,6 @@ std::uint64_t splitmix64(std::uint64_t x) {
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
   return x ^ (x >> 31);
-}
-
-// Softmax probability of `target` for each row of a batch of normalised inputs, in chunks.
-std::vector<float> probabilities(const Network& net, const at::Tensor& batch, int64_t target, int chunk) {
-  std::vector<float> out;
-  for (int64_t start = 0; start < batch.size(0); start += chunk) {
-    const int64_t count = std::min<int64_t>(chunk, batch.size(0) - start);
-    at::Tensor logits = net.forward(batch.narrow(0, start, count)).logits.to(at::kFloat);
-    at::Tensor p = at::softmax(logits, 1).select(1, target).to(at::kCPU).contiguous();
-    out.insert(out.end(), p.data_ptr<float>(), p.data_ptr<float>() + count);
-  }
-  return out;
 }
 
 float mean_of(const std::vector<float>& v) {
@@ -212,7 +201,7 @@ std::vector<RoadScores> score_road(LoadedModel& model, const std::vector<cv::Mat
         copies.push_back(t.permute({2, 0, 1}).unsqueeze(0).to(device, x.scalar_type()));
       }
     }
-    const std::vector<float> p = probabilities(net, at::cat(copies), targets[i], options.batch_size);
+    const std::vector<float> p = target_probabilities(net, at::cat(copies), targets[i], options.batch_size);
     const std::size_t kn = options.percentages.size();
     RoadScores s;
     s.target = targets[i];
