@@ -77,18 +77,7 @@ void setup_occlusion(CLI::App& app) {
         ManifestEntry& entry = *item.entry;
         // Displayed: where occluding lowers the score (positive drop), scaled by the largest drop.
         const cv::Mat map01 = scale_by_max(cv::max(r.map, 0.0));
-        write_output_png(manifest, entry, "map", item.stem + ".occlusion.png", apply_colormap(map01, colormap));
-        if (options->output.png16) {
-          const std::string name = item.stem + ".occlusion.map16.png";
-          write_png16((std::filesystem::path(manifest.out_dir()) / name).string(), map01);
-          entry.outputs.emplace_back("map16", name);
-        }
-        const cv::Mat source = display_image(item.image.rgb, options->output.display_size);
-        const cv::Mat on_source = map_to_source(map01, item.region, item.image.rgb.size());
-        cv::Mat shown;
-        cv::resize(on_source, shown, source.size(), 0, 0, cv::INTER_LINEAR);
-        write_output_png(manifest, entry, "overlay", item.stem + ".occlusion.overlay.png",
-                         overlay_heatmap(source, shown, colormap, options->output.alpha));
+        write_map_pictures(manifest, item, "occlusion", map01, options->output, colormap);
         write_output_npy(manifest, entry, "occlusion", item.stem + ".occlusion.npy", r.map);
         write_output_npy(manifest, entry, "occluded_score", item.stem + ".occlusion.occluded_score.npy",
                          r.occluded_score);

@@ -78,18 +78,7 @@ void setup_rise(CLI::App& app) {
         progress.finish();
         ManifestEntry& entry = *item.entry;
         const cv::Mat map01 = scale_min_max(result.map);
-        write_output_png(manifest, entry, "map", item.stem + ".rise.png", apply_colormap(map01, colormap));
-        if (options->output.png16) {
-          const std::string name = item.stem + ".rise.map16.png";
-          write_png16((std::filesystem::path(manifest.out_dir()) / name).string(), map01);
-          entry.outputs.emplace_back("map16", name);
-        }
-        const cv::Mat source = display_image(item.image.rgb, options->output.display_size);
-        const cv::Mat on_source = map_to_source(map01, item.region, item.image.rgb.size());
-        cv::Mat shown;
-        cv::resize(on_source, shown, source.size(), 0, 0, cv::INTER_LINEAR);
-        write_output_png(manifest, entry, "overlay", item.stem + ".rise.overlay.png",
-                         overlay_heatmap(source, shown, colormap, options->output.alpha));
+        write_map_pictures(manifest, item, "rise", map01, options->output, colormap);
         write_output_npy(manifest, entry, "rise", item.stem + ".rise.npy", result.map);
         entry.predictions = predictions_json(result.top);
         entry.extra["target"] = {{"index", result.target.index}, {"label", result.target.label},

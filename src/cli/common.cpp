@@ -23,6 +23,8 @@
 #include "cnnvis/core/runtime.h"
 #include "cnnvis/io/inputs.h"
 #include "cnnvis/io/manifest.h"
+#include "cnnvis/io/image_io.h"
+#include "cnnvis/io/render.h"
 #include "cnnvis/io/npy.h"
 
 #ifndef CNNVIS_VERSION
@@ -406,6 +408,23 @@ void write_output_npy(const Manifest& manifest, ManifestEntry& entry, const std:
                       const std::string& file_name, const cv::Mat& map) {
   write_npy((std::filesystem::path(manifest.out_dir()) / file_name).string(), map);
   entry.outputs.emplace_back(name, file_name);
+}
+
+void write_map_pictures(const Manifest& manifest, const BatchItem& item, const std::string& tag, const cv::Mat& map01,
+                        const OutputOptions& output, Colormap colormap) {
+  ManifestEntry& entry = *item.entry;
+  write_output_png(manifest, entry, "map", item.stem + "." + tag + ".png", apply_colormap(map01, colormap));
+  if (output.png16) {
+    const std::string name = item.stem + "." + tag + ".map16.png";
+    write_png16((std::filesystem::path(manifest.out_dir()) / name).string(), map01);
+    entry.outputs.emplace_back("map16", name);
+  }
+  const cv::Mat source = display_image(item.image.rgb, output.display_size);
+  const cv::Mat on_source = map_to_source(map01, item.region, item.image.rgb.size());
+  cv::Mat shown;
+  cv::resize(on_source, shown, source.size(), 0, 0, cv::INTER_LINEAR);
+  write_output_png(manifest, entry, "overlay", item.stem + "." + tag + ".overlay.png",
+                   overlay_heatmap(source, shown, colormap, output.alpha));
 }
 
 nlohmann::json predictions_json(const std::vector<Prediction>& predictions) {

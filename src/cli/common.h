@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core/mat.hpp>
 
+#include "cnnvis/io/colormap.h"
 #include "cnnvis/core/runtime.h"
 #include "cnnvis/io/image_io.h"
 #include "cnnvis/io/manifest.h"
@@ -112,6 +113,11 @@ void write_output_png(const Manifest& manifest, ManifestEntry& entry, const std:
                       const std::string& file_name, const cv::Mat& image);
 void write_output_npy(const Manifest& manifest, ManifestEntry& entry, const std::string& name,
                       const std::string& file_name, const cv::Mat& map);
+
+// The pictures of a map over the model input (map01 in [0, 1]): "<stem>.<tag>.png" (colour-mapped, at
+// input size), "<stem>.<tag>.map16.png" with --png16, and "<stem>.<tag>.overlay.png" on the source image.
+void write_map_pictures(const Manifest& manifest, const BatchItem& item, const std::string& tag, const cv::Mat& map01,
+                        const OutputOptions& output, Colormap colormap);
 
 nlohmann::json predictions_json(const std::vector<Prediction>& predictions);
 
