@@ -350,6 +350,7 @@ int main(int argc, char** argv) {
   int patch = 32, stride = 16, occlusion_batch = 16, threads = 0;
   bool featvis = true, only_featvis = false;
   int featvis_steps = 10, featvis_size = 128, featvis_units = 4;
+  std::string kernels = "onednn";
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--models" && i + 1 < argc) {
@@ -387,23 +388,31 @@ int main(int argc, char** argv) {
       featvis_size = std::max(16, std::stoi(argv[++i]));
     } else if (arg == "--featvis-units" && i + 1 < argc) {
       featvis_units = std::max(1, std::stoi(argv[++i]));
+    } else if (arg == "--kernels" && i + 1 < argc) {
+      kernels = argv[++i];
+      if (kernels != "onednn" && kernels != "onednn-per-image" && kernels != "native") {
+        std::cerr << "--kernels: onednn, onednn-per-image or native\n";
+        return 2;
+      }
     } else if (arg == "--repeats" && i + 1 < argc) {
       repeats = std::max(1, std::stoi(argv[++i]));
     } else {
       std::cerr << "usage: cnnvis_bench [--models a,b] [--device auto|cpu|cuda] [--repeats N] [--demo-canvases N] [--threads N]\n"
                    "                    [--no-featvis | --only-featvis] [--featvis-steps N] [--featvis-size PX]\n"
-                   "                    [--featvis-units N]\n"
+                   "                    [--featvis-units N] [--kernels onednn|onednn-per-image|native]\n"
                    "       cnnvis_bench --torchscript FILE.pt[=vgg16][,...] [--repeats N]\n"
                    "       cnnvis_bench --occlusion [--patch 32] [--stride 16] [--batch-size 16] [--repeats N]\n";
       return 2;
     }
   }
   spdlog::set_default_logger(spdlog::stderr_color_mt("bench"));  // stdout carries only the JSON report
-  RuntimeInfo runtime = configure_runtime({device, threads});
+  // CPU convolutions: onednn (batched, --fast in the CLI), onednn-per-image (the CLI's default) or native.
+  RuntimeInfo runtime = configure_runtime({device, threads, kernels != "onednn", kernels == "onednn-per-image"});
   at::manual_seed(0);
   nlohmann::json report;
   report["device"] = runtime.device;
   report["threads"] = runtime.threads;
+  report["cpu_convolutions"] = runtime.cpu_convolutions;
   report["libtorch"] = runtime.libtorch_version;
   report["repeats"] = repeats;
   if (!torchscript_files.empty()) {

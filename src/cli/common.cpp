@@ -77,7 +77,7 @@ void add_output_options(CLI::App* app, OutputOptions& options) {
 ModelSession open_model(const ModelOptions& options, bool load_weights) {
   const GlobalOptions& global = global_options();
   ModelSession session;
-  session.runtime = configure_runtime({global.device, global.threads, !global.fast});
+  session.runtime = configure_runtime({global.device, global.threads, !global.fast, !global.native_kernels});
   ModelLoadOptions load;
   load.model = options.model;
   load.weights = options.weights;
@@ -103,6 +103,7 @@ void describe_run(Manifest& manifest, const ModelSession& session, const nlohman
   h["device"] = session.runtime.device;
   h["threads"] = session.runtime.threads;
   h["deterministic"] = session.runtime.deterministic;
+  h["cpu_convolutions"] = session.runtime.cpu_convolutions;
   if (session.model) {
     h["model"] = session.model->card().name;
     h["model_card"] = session.model->card().card_path;
@@ -180,7 +181,7 @@ bool affects_outputs(const std::string& name) {
 nlohmann::json settings_fingerprint(const InputOptions& inputs, Manifest& manifest) {
   nlohmann::json fields = nlohmann::json::object();
   const nlohmann::json& h = manifest.header();
-  for (const char* key : {"command", "version", "model", "weights_sha256", "device", "deterministic"}) {
+  for (const char* key : {"command", "version", "model", "weights_sha256", "device", "deterministic", "cpu_convolutions"}) {
     if (h.contains(key)) fields[key] = h[key];
   }
   nlohmann::json options = nlohmann::json::object();

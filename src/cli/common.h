@@ -27,6 +27,7 @@ struct GlobalOptions {
   std::string device = "auto";
   int threads = 0;
   bool fast = false;  // --fast: oneDNN convolutions on CPU (faster, not batch-invariant)
+  bool native_kernels = false;  // --native-kernels: batch-invariant native kernels, not oneDNN per image
   std::vector<std::string> argv;
 };
 GlobalOptions& global_options();

@@ -44,6 +44,9 @@ int main(int argc, char** argv) {
   app.add_flag("--fast", global.fast,
                "CPU: oneDNN convolutions, faster, but maps then change in the last bits with --batch-size "
                "(default: batch-invariant kernels, byte-identical maps run after run and across batch sizes)");
+  app.add_flag("--native-kernels", global.native_kernels,
+               "CPU: batch-invariant convolutions on LibTorch's native kernels instead of oneDNN one image per "
+               "call (about half as fast; maps differ from the default in the last bits)");
 
   setup_models(app);
   setup_layers(app);

@@ -1,5 +1,6 @@
 #include "cnnvis/core/runtime.h"
 
+#include <atomic>
 #include <new>
 #include <regex>
 #include <thread>
@@ -14,6 +15,13 @@
 #include "cnnvis/core/errors.h"
 
 namespace cnnvis {
+
+namespace {
+std::atomic<bool> g_per_image_onednn{true};
+}
+
+bool per_image_onednn() { return g_per_image_onednn.load(); }
+void set_per_image_onednn(bool enabled) { g_per_image_onednn.store(enabled); }
 
 ScopedBatchInvariantKernels::ScopedBatchInvariantKernels(bool batch_invariant)
     : previous_(!at::globalContext().userEnabledMkldnn()) {
@@ -126,6 +134,10 @@ RuntimeInfo configure_runtime(const RuntimeOptions& options) {
   at::globalContext().setDeterministicCuDNN(options.deterministic);
   if (options.deterministic) at::globalContext().setBenchmarkCuDNN(false);
   info.deterministic = options.deterministic;
+  set_per_image_onednn(options.per_image_onednn);
+  info.cpu_convolutions = !options.deterministic                       ? "onednn"
+                          : options.per_image_onednn && at::hasMKLDNN() ? "onednn-per-image"
+                                                                        : "native";
   spdlog::debug("runtime: device {}, {} threads, LibTorch {}", info.device, info.threads, info.libtorch_version);
   return info;
 }

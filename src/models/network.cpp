@@ -11,6 +11,7 @@
 #include "cnnvis/core/errors.h"
 #include "cnnvis/core/text.h"
 #include "cnnvis/models/layers.h"
+#include "cnnvis/models/per_image_conv.h"
 
 namespace cnnvis {
 
@@ -374,7 +375,7 @@ std::string Conv2d::describe() const {
 }
 
 at::Tensor Conv2d::forward(const at::Tensor& x, ForwardState&) const {
-  return at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+  return conv2d_layer(x, weight, bias, stride, padding);
 }
 
 void Conv2d::collect_tensors(std::vector<std::pair<std::string, at::Tensor*>>& out, bool) {

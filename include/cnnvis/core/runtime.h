@@ -13,6 +13,9 @@ struct RuntimeOptions {
   // one image changes in the last bits with the number of images in the batch; on CUDA cuDNN keeps
   // to deterministic algorithms. Costs speed (CPU: 1.5x to 1.9x measured on VGG16, see docs/batch.md, "Determinism").
   bool deterministic = false;
+  // With deterministic on CPU: the native networks' convolutions run on oneDNN one image per call, which
+  // is batch-invariant too and about twice as fast as the native kernels (false: native kernels).
+  bool per_image_onednn = true;
 };
 
 struct RuntimeInfo {
@@ -22,7 +25,15 @@ struct RuntimeInfo {
   bool cuda_available = false;
   int cuda_device_count = 0;
   bool deterministic = false;
+  // How CPU convolutions run: "onednn" (batched, fastest, not batch-invariant), "onednn-per-image" or
+  // "native" (both batch-invariant; they differ from each other in the last bits).
+  std::string cpu_convolutions;
 };
+
+// Whether the native networks' convolutions may run image by image on oneDNN while batch-invariant
+// kernels are asked for (process-wide; configure_runtime sets it from RuntimeOptions::per_image_onednn).
+bool per_image_onednn();
+void set_per_image_onednn(bool enabled);
 
 // Sets LibTorch's intra-op thread count and resolves the device. Throws UsageError for a malformed
 // device string and DeviceError when CUDA is asked for but unavailable.
