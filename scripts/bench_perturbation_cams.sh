@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Score-CAM and Ablation-CAM on VGG16 at features.29 (random weights, seed 0; speed does not depend on
 # their values): cnnvis against pytorch-grad-cam's algorithms in eager PyTorch
-# (scripts/peer_perturbation_cams.py), one after the other in the same run, 2 threads each. Prints JSON
+# (scripts/peer_cams.py), one after the other in the same run, 2 threads each. Prints JSON
 # lines: seconds per image for each side (cnnvis's include loading the model and writing its outputs),
 # their ratio, and the Pearson r between the two maps.
 #   bash scripts/bench_perturbation_cams.sh [--images N] [--size PX] [--methods scorecam,ablationcam]
@@ -51,7 +51,7 @@ for method in "${method_list[@]}"; do
   end=$(date +%s.%N)
   echo "{\"side\": \"cnnvis\", \"method\": \"$method\", \"seconds_per_image\": $(/usr/bin/python3 -c "print(round(($end - $start) / $images, 3))")}"
 done | tee "$dir/cnnvis.jsonl"
-/usr/bin/python3 "$root/scripts/peer_perturbation_cams.py" --weights "$dir" --images "$python_images" \
+/usr/bin/python3 "$root/scripts/peer_cams.py" --weights "$dir" --images "$python_images" \
   --out "$dir/peer" --methods "$methods" --threads 2 | tee "$dir/peer.jsonl"
 /usr/bin/python3 - "$dir" <<'PY'
 import json, sys

@@ -1,8 +1,12 @@
 #!/usr/bin/python3
-"""The perturbation CAMs as pytorch-grad-cam 1.5 computes them, timed, for scripts/bench_perturbation_cams.sh.
+"""CAMs as pytorch-grad-cam 1.5 computes them, timed, for scripts/bench_perturbation_cams.sh and
+scripts/bench_gradcam_peer.sh.
 
 pytorch-grad-cam is not a Debian package and this machine has no network, so its algorithms are written
-out here in eager PyTorch (Debian's python3-torch), step for step: ScoreCAM (masks from the upsampled,
+out here in eager PyTorch (Debian's python3-torch), step for step: GradCAM (forward hook on the layer
+storing its output and a tensor hook storing its gradient, the summed target logits backpropagated with
+the model's parameters requiring gradients as a user's model does, weights = spatial mean of the
+gradients, ReLU, per-image min-max scaling and bilinear resize to the input), ScoreCAM (masks from the upsampled,
 min-max normalised activations, every channel through the whole model, 16 masked inputs per pass, softmax
 over channels of the target logit) and AblationCAM (the layer's output with one channel zeroed by a
 forward hook, the whole model per ablated copy, 32 per pass, weights (y - y_k) / y). Only the algorithm
@@ -33,6 +37,37 @@ def load_exporter():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def grad_cam(model, layer, x):
+    store = {}
+
+    def save(module, inputs, output):
+        store["a"] = output.detach()
+        output.register_hook(lambda grad: store.__setitem__("g", grad.detach()))
+    handle = layer.register_forward_hook(save)
+    outputs = model(x)
+    handle.remove()
+    targets = outputs.argmax(1).tolist()
+    model.zero_grad()
+    loss = sum(outputs[i, t] for i, t in enumerate(targets))
+    loss.backward(retain_graph=True)
+    a, g = store["a"].numpy(), store["g"].numpy()
+    cam = np.maximum((g.mean(axis=(2, 3))[:, :, None, None] * a).sum(axis=1), 0)
+    cam = cam - cam.min(axis=(1, 2), keepdims=True)
+    cam = cam / (1e-7 + cam.max(axis=(1, 2), keepdims=True))
+    return torch.nn.functional.interpolate(torch.from_numpy(cam)[:, None], size=x.shape[-2:], mode="bilinear",
+                                           align_corners=False)[:, 0].numpy()
+
+
+def median_ms(run, repeats):
+    run()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - start) * 1000)
+    return sorted(times)[len(times) // 2]
 
 
 def score_cam(model, x, a, target, batch_size=16):
@@ -73,8 +108,10 @@ def ablation_cam(model, layer, x, a, target, batch_size=32):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="folder with vgg16.safetensors and vgg16.json")
-    parser.add_argument("--images", required=True, help="comma-separated RGB images at the card's input size")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--images", help="comma-separated RGB images at the card's input size")
+    parser.add_argument("--out")
+    parser.add_argument("--gradcam-batch", type=int, default=0, help="time GradCAM on a random batch of this size")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--methods", default="scorecam,ablationcam")
     parser.add_argument("--layer", default="features.29")
     parser.add_argument("--threads", type=int, default=2)
@@ -87,9 +124,25 @@ def main():
     arrays, _ = exporter.read_safetensors(os.path.join(args.weights, "vgg16.safetensors"))
     model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
     model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
     layer = dict(model.named_modules())[args.layer]
+    if args.gradcam_batch > 0:
+        torch.manual_seed(7)
+        x = torch.rand(args.gradcam_batch, 3, card["input_size"][0], card["input_size"][1])
+
+        def forward():
+            with torch.no_grad():
+                model(x)
+        forward_ms = median_ms(forward, args.repeats) / args.gradcam_batch
+        gradcam_ms = median_ms(lambda: grad_cam(model, layer, x), args.repeats) / args.gradcam_batch
+        print(json.dumps({"side": "peer", "method": "gradcam", "batch": args.gradcam_batch,
+                          "onednn": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled,
+                          "forward_ms_per_image": round(forward_ms, 2), "gradcam_ms_per_image": round(gradcam_ms, 2),
+                          "gradcam_over_forward": round(gradcam_ms / forward_ms, 3)}), flush=True)
+        return
+    if not args.images or not args.out:
+        parser.error("--images and --out are needed unless --gradcam-batch is given")
+    for p in model.parameters():  # the perturbation CAMs run under no_grad: no parameter gradients
+        p.requires_grad_(False)
     mean = torch.tensor(card["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(card["std"]).view(1, 3, 1, 1)
     os.makedirs(args.out, exist_ok=True)

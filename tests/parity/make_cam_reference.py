@@ -77,7 +77,7 @@ def cams_from(a, g, fc_row=None):
 
 def score_cam(model, x, a, target):
     """pytorch-grad-cam's ScoreCAM, as the benchmark's peer script writes it out (one implementation)."""
-    path = os.path.join(REPO_ROOT, "scripts", "peer_perturbation_cams.py")
+    path = os.path.join(REPO_ROOT, "scripts", "peer_cams.py")
     spec = importlib.util.spec_from_file_location("cnnvis_peer_cams", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
