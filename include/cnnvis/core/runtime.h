@@ -9,9 +9,10 @@ namespace cnnvis {
 struct RuntimeOptions {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   int threads = 0;              // 0: all hardware threads (LibTorch would otherwise use 1 here)
-  // Batch-invariant, reproducible kernels: on CPU convolutions run without oneDNN, whose result for
-  // one image changes in the last bits with the number of images in the batch; on CUDA cuDNN keeps
-  // to deterministic algorithms. Costs speed (CPU: 1.5x to 1.9x measured on VGG16, see docs/batch.md, "Determinism").
+  // Batch-invariant, reproducible kernels: on CPU oneDNN is off for whole batches, whose result for one
+  // image changes in the last bits with the number of images in the batch (the native networks'
+  // convolutions then run on oneDNN one image per call, see per_image_onednn); on CUDA cuDNN keeps to
+  // deterministic algorithms. Measured costs: docs/batch.md, "Determinism".
   bool deterministic = false;
   // With deterministic on CPU: the native networks' convolutions run on oneDNN one image per call, which
   // is batch-invariant too and about twice as fast as the native kernels (false: native kernels).
