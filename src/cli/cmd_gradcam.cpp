@@ -132,9 +132,7 @@ void setup_gradcam(CLI::App& app) {
           if (layers.size() > 1) tag += "." + safe_file_stem(map.layer);
           if (targets > 1) tag += ".c" + std::to_string(map.target.index);
           const std::string key = several ? tag + "." : "";
-          cv::Mat shown;
-          cv::resize(map_to_source(map.cam, item.region, item.image.rgb.size()), shown, source.size(), 0, 0,
-                     cv::INTER_LINEAR);
+          const cv::Mat shown = map_on_display(map.cam, item, source.size());
           const cv::Mat overlay = overlay_heatmap(source, shown, colormap, options->output.alpha);
           write_output_png(manifest, entry, key + "heatmap", item.stem + "." + tag + ".heatmap.png",
                            apply_colormap(shown, colormap));

@@ -4,7 +4,6 @@
 #include <memory>
 
 #include <opencv2/core.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "cnnvis/core/errors.h"
 #include "cnnvis/io/colormap.h"
@@ -83,11 +82,8 @@ void setup_saliency(CLI::App& app) {
         // The map itself at model input size (pixel-level, like the .npy); the overlay on the source.
         write_output_png(manifest, entry, "map", item.stem + ".saliency.png", apply_colormap(map01, colormap));
         const cv::Mat source = display_image(item.image.rgb, options->output.display_size);
-        const cv::Mat on_source = map_to_source(map01, item.region, item.image.rgb.size());
-        cv::Mat shown;
         // Area averaging when shrinking keeps thin, pixel-level structures instead of aliasing them.
-        const bool shrinking = source.cols < on_source.cols;
-        cv::resize(on_source, shown, source.size(), 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+        const cv::Mat shown = map_on_display(map01, item, source.size(), true);
         write_output_png(manifest, entry, "overlay", item.stem + ".saliency.overlay.png",
                          overlay_heatmap(source, shown, colormap, options->output.alpha));
         write_output_npy(manifest, entry, "saliency", item.stem + ".saliency.npy", r.map);
