@@ -9,13 +9,9 @@ data=/usr/share/datasets/fashion-mnist
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ -f $data/t10k-images-idx3-ubyte.gz ]] || { echo "missing $data (Debian package dataset-fashion-mnist)"; exit 1; }
 
-weights=$src/models/fashion_vgg.safetensors
+demo_weights --train-limit 3000 --test-limit 200 --epochs 1
 min_label_agreement=0.3
-if [[ ! -f $weights ]]; then  # scripts/setup.sh trains the real one; a quick one is enough here
-  weights=$tmp/m/fashion_vgg.safetensors
-  "$cnnvis" -q train --train-limit 3000 --test-limit 200 --epochs 1 --out "$weights" > /dev/null || fail "training"
-  min_label_agreement=0.2  # the quick model is right about a third of the time
-fi
+(( quick_model )) && min_label_agreement=0.2  # the quick model is right about a third of the time
 model=(--model fashion_vgg --weights "$weights")
 small=(--layer relu4 --samples-per-image 2 --grid 6 --min-count 2 --perplexity 20 --iterations 400
        --icon-size 32 --icon-steps 24 --icon-batch 64 --seed 3)

@@ -69,11 +69,7 @@ sinfo -h -o %t | grep -q idle || { fail "the node never became idle: $(tail -3 "
 
 # --- the run: demo canvases, the demo model (or a small one trained here)
 "$cnnvis" -q canvases --split test --count 160 -o "$tmp/canvases" > /dev/null || { fail "canvases"; exit 1; }
-weights=$src/models/fashion_vgg.safetensors
-if [[ ! -f $weights ]]; then
-  weights=$tmp/m/fashion_vgg.safetensors
-  "$cnnvis" -q train --train-limit 300 --test-limit 50 --epochs 1 --out "$weights" > /dev/null || { fail "train"; exit 1; }
-fi
+demo_weights --train-limit 300 --test-limit 50 --epochs 1 || exit 1
 args=(gradcam --model fashion_vgg --weights "$weights" --methods gradcam,gradcam++,layercam --batch-size 1 "$tmp/canvases")
 "$cnnvis" -q "${args[@]}" -o "$tmp/single" > /dev/null 2>&1 || fail "unsharded run"
 

@@ -9,11 +9,7 @@ data=/usr/share/datasets/fashion-mnist
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ -f $data/t10k-images-idx3-ubyte.gz ]] || { echo "missing $data (Debian package dataset-fashion-mnist)"; exit 1; }
 
-weights=$src/models/fashion_vgg.safetensors
-if [[ ! -f $weights ]]; then
-  weights=$tmp/m/fashion_vgg.safetensors
-  "$cnnvis" -q train --train-limit 2000 --test-limit 200 --epochs 1 --out "$weights" > /dev/null || fail "training"
-fi
+demo_weights --train-limit 2000 --test-limit 200 --epochs 1
 model=(--model fashion_vgg --weights "$weights")
 "$cnnvis" -q canvases -n 40 -o "$tmp/in" > /dev/null || fail "canvases"
 echo "not an image" > "$tmp/in/broken.png"

@@ -109,16 +109,7 @@ constexpr float kGain = 40.0f;
 const cv::Rect kSquare(3, 5, 6, 4);  // 24 of 256 pixels
 
 // class-0 logit = 40 x mean red, class 1: 0, so p0 = sigmoid(40 mean red); identity normalisation.
-LoadedModel red_model() {
-  auto root = std::make_unique<Sequential>("", "Red");
-  root->add(std::make_unique<AdaptiveAvgPool2d>("gap", 1));
-  root->add(std::make_unique<Flatten>("flatten"));
-  auto* fc = root->add(std::make_unique<Linear>("fc", 3, 2));
-  fc->weight = at::tensor({kGain, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}).view({2, 3});
-  fc->bias = at::zeros({2});
-  return LoadedModel::from_network(std::make_unique<Network>("red", std::move(root), 2),
-                                   testing::identity_card("red", kSize, {"red", "other"}), "cpu");
-}
+LoadedModel red_model() { return testing::red_model(kSize, kGain); }
 
 double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
 

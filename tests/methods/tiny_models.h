@@ -74,4 +74,18 @@ inline LoadedModel tiny_conv_pool_linear_model(int input_size, const std::vector
   return LoadedModel::from_network(std::move(net), card, "cpu");
 }
 
+// global average pool ("gap") -> flatten -> linear (3 -> 2, "fc"): class-0 logit = gain x mean red, class-1
+// logit 0, so p(class 0) = sigmoid(gain x mean red). Labels "red", "other"; a square input_size input with
+// identity normalisation.
+inline LoadedModel red_model(int input_size, float gain) {
+  auto root = std::make_unique<Sequential>("", "Red");
+  root->add(std::make_unique<AdaptiveAvgPool2d>("gap", 1));
+  root->add(std::make_unique<Flatten>("flatten"));
+  auto* fc = root->add(std::make_unique<Linear>("fc", 3, 2));
+  fc->weight = at::tensor({gain, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}).view({2, 3});
+  fc->bias = at::zeros({2});
+  return LoadedModel::from_network(std::make_unique<Network>("red", std::move(root), 2),
+                                   identity_card("red", input_size, {"red", "other"}), "cpu");
+}
+
 }  // namespace cnnvis::testing
