@@ -70,7 +70,7 @@ struct PerImageConv2d : public torch::autograd::Function<PerImageConv2d> {
     grads.reserve(static_cast<std::size_t>(x.size(0)));
     for (std::int64_t i = 0; i < x.size(0); ++i) {
       grads.push_back(std::get<0>(at::convolution_backward(
-          grad.narrow(0, i, 1).contiguous(), x.narrow(0, i, 1), weight, c10::nullopt, {stride, stride},
+          grad.narrow(0, i, 1).contiguous(), x.narrow(0, i, 1), weight, at::OptionalIntArrayRef(), {stride, stride},
           {padding, padding}, {1, 1}, false, {0, 0}, 1, {true, false, false})));
     }
     return {grads.size() == 1 ? grads[0] : at::cat(grads, 0), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
