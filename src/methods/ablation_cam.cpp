@@ -11,25 +11,23 @@
 
 namespace cnnvis {
 
-void check_ablation_layer(const Network& net, const std::string& layer) {
-  if (!net.native()) {
-    throw UsageError("ablationcam re-runs the layers after '" + layer + "' on ablated activations; " + net.architecture() +
-                     " is a TorchScript model, which runs as one graph (use scorecam or a gradient CAM)");
-  }
-  if (!net.can_forward_from(layer)) {
-    throw UsageError("ablationcam needs a layer on the network's main path; '" + layer +
-                     "' is inside a parallel branch, which the layers after it read together with the other " +
-                     "branches (use the block that holds it)");
-  }
+bool ablation_reruns_only_later_layers(const Network& net, const std::string& layer) {
+  return net.native() && net.can_forward_from(layer);
 }
 
-at::Tensor ablation_cam_logits(const Network& net, const std::string& layer, const at::Tensor& activations,
-                               const at::Tensor& clean_logits, int batch_size, const ProgressCallback& progress) {
+at::Tensor ablation_cam_logits(const Network& net, const std::string& layer, const at::Tensor& input,
+                               const at::Tensor& activations, const at::Tensor& clean_logits, int batch_size,
+                               const ProgressCallback& progress) {
   if (batch_size < 1) throw UsageError("the Ablation-CAM batch size must be at least 1");
   if (activations.dim() != 4 || clean_logits.dim() != 2 || clean_logits.size(0) != activations.size(0)) {
     throw UsageError("Ablation-CAM needs activations N x C x h x w and clean logits N x classes of the same N");
   }
-  check_ablation_layer(net, layer);
+  if (input.dim() != 4 || input.size(0) != activations.size(0)) {
+    throw UsageError("Ablation-CAM needs the network's input N x 3 x H x W of the activations' N");
+  }
+  // From the layer on where the network allows it; otherwise whole passes of the input's copies with the
+  // layer's output replaced by the ablated activations (as pytorch-grad-cam does, for every network).
+  const bool from_layer = ablation_reruns_only_later_layers(net, layer);
   at::NoGradGuard no_grad;
   const at::Tensor a = activations.detach();
   const int64_t n = a.size(0), channels = a.size(1);
@@ -44,7 +42,8 @@ at::Tensor ablation_cam_logits(const Network& net, const std::string& layer, con
       if (live_of[i][k]) jobs.push_back(i * channels + k);
     }
   }
-  spdlog::debug("ablationcam: {} of {} channels nonzero, each re-run from after {}", jobs.size(), total, layer);
+  spdlog::debug("ablationcam: {} of {} channels nonzero, each re-run {} {}", jobs.size(), total,
+                from_layer ? "from after" : "with the whole network, replacing", layer);
   std::size_t done = total - jobs.size();
   for (std::size_t start = 0; start < jobs.size(); start += static_cast<std::size_t>(batch_size)) {
     const std::size_t end = std::min(jobs.size(), start + static_cast<std::size_t>(batch_size));
@@ -52,9 +51,18 @@ at::Tensor ablation_cam_logits(const Network& net, const std::string& layer, con
                                           jobs.begin() + static_cast<std::ptrdiff_t>(end));
     std::vector<int64_t> images;
     for (int64_t job : batch_jobs) images.push_back(job / channels);
-    at::Tensor ablated = a.index_select(0, at::tensor(images, at::kLong).to(a.device())).clone();
+    const at::Tensor index = at::tensor(images, at::kLong).to(a.device());
+    at::Tensor ablated = a.index_select(0, index).clone();
     for (std::size_t j = 0; j < batch_jobs.size(); ++j) ablated[static_cast<int64_t>(j)][batch_jobs[j] % channels].zero_();
-    const at::Tensor logits = net.forward_from(layer, ablated);
+    at::Tensor logits;
+    if (from_layer) {
+      logits = net.forward_from(layer, ablated);
+    } else {
+      ForwardRequest request;
+      request.taps = {layer};
+      request.replacements[layer] = ablated;
+      logits = net.forward(input.detach().index_select(0, index.to(input.device())), request).logits;
+    }
     out.index_copy_(0, at::tensor(batch_jobs, at::kLong).to(out.device()), logits.to(at::kFloat));
     done += batch_jobs.size();
     if (progress) progress(done, total, "ablationcam");

@@ -159,9 +159,6 @@ std::vector<std::string> check_cam_request(const LoadedModel& model, const CamRe
     if (std::find(layers.begin(), layers.end(), canonical) == layers.end()) layers.push_back(canonical);
   }
   for (const auto& t : request.targets) parse_target(t, model.card(), net.num_classes());
-  if (std::find(request.methods.begin(), request.methods.end(), CamMethod::ablationcam) != request.methods.end()) {
-    for (const auto& layer : layers) check_ablation_layer(net, layer);
-  }
   if (std::find(request.methods.begin(), request.methods.end(), CamMethod::fullgrad) != request.methods.end()) {
     biased_layers(net);  // throws for a network it cannot read biases from
   }
@@ -238,7 +235,7 @@ std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& 
     if (it != perturbed.end()) return it->second;
     at::Tensor p = method == CamMethod::scorecam
                        ? score_cam_logits(net, x, a, request.perturbation_batch, request.progress)
-                       : ablation_cam_logits(net, layer, a, logits, request.perturbation_batch, request.progress);
+                       : ablation_cam_logits(net, layer, x, a, logits, request.perturbation_batch, request.progress);
     return perturbed.emplace(std::make_pair(layer, method), std::move(p)).first->second;
   };
   for (std::size_t slot = 0; slot < slots; ++slot) {

@@ -70,10 +70,25 @@ ReceptiveField adaptive_pool_field(const ReceptiveField& in, int output_size) {
 
 void Node::collect_tensors(std::vector<std::pair<std::string, at::Tensor*>>&, bool) {}
 
+namespace {
+std::string shape_text(at::IntArrayRef sizes) {
+  std::string text;
+  for (auto d : sizes) text += (text.empty() ? "" : " x ") + std::to_string(d);
+  return text;
+}
+}  // namespace
+
 at::Tensor ForwardState::record(const std::string& name, at::Tensor output) {
   if (request == nullptr) return output;
   const auto& wanted = request->taps;
   if (std::find(wanted.begin(), wanted.end(), name) == wanted.end()) return output;
+  if (auto it = request->replacements.find(name); it != request->replacements.end()) {
+    if (it->second.sizes() != output.sizes()) {
+      throw UsageError("the replacement for layer '" + name + "' has shape " + shape_text(it->second.sizes()) +
+                       ", the layer's output " + shape_text(output.sizes()));
+    }
+    output = it->second;
+  }
   const auto& grads = request->grad_taps;
   if (std::find(grads.begin(), grads.end(), name) != grads.end()) {
     if (output.requires_grad()) {
@@ -111,6 +126,11 @@ ForwardResult Network::forward(const at::Tensor& x, const ForwardRequest& reques
   for (const auto& name : request.grad_taps) {
     if (std::find(request.taps.begin(), request.taps.end(), name) == request.taps.end()) {
       throw UsageError("gradient requested for layer '" + name + "' that is not tapped");
+    }
+  }
+  for (const auto& [name, replacement] : request.replacements) {
+    if (std::find(request.taps.begin(), request.taps.end(), name) == request.taps.end()) {
+      throw UsageError("replacement given for layer '" + name + "' that is not tapped");
     }
   }
   ForwardState state;

@@ -151,6 +151,39 @@ TEST(Network, ForwardFromALayerOnTheMainChainGivesTheSameLogits) {
   EXPECT_FALSE(at::allclose(net->forward_from("inception4e", full.taps.at("inception4e") * 0.5), full.logits));
 }
 
+TEST(Network, AReplacedLayerOutputIsWhatTheLaterLayersRead) {
+  at::manual_seed(5);
+  auto net = build_googlenet(false);
+  net->initialize_parameters();
+  at::NoGradGuard no_grad;
+  const at::Tensor x = at::randn({2, 3, 64, 64});
+  ForwardRequest tap;
+  tap.taps = {"inception4e", "inception4c.branch2"};
+  const ForwardResult full = net->forward(x, tap);
+  // On the main chain a replacement gives what forward_from gives from the same activations.
+  const at::Tensor changed = full.taps.at("inception4e") * 0.5;
+  ForwardRequest replace;
+  replace.taps = {"inception4e"};
+  replace.replacements["inception4e"] = changed;
+  const ForwardResult replaced = net->forward(x, replace);
+  EXPECT_TRUE(at::allclose(replaced.logits, net->forward_from("inception4e", changed), 1e-5, 1e-5));
+  EXPECT_TRUE(at::equal(replaced.taps.at("inception4e"), changed));
+  EXPECT_FALSE(at::allclose(replaced.logits, full.logits));
+  // Inside a branch (where forward_from cannot start): the same output changes nothing, a zeroed one does.
+  ForwardRequest branch;
+  branch.taps = {"inception4c.branch2"};
+  branch.replacements["inception4c.branch2"] = full.taps.at("inception4c.branch2").clone();
+  EXPECT_TRUE(at::allclose(net->forward(x, branch).logits, full.logits, 1e-6, 1e-6));
+  branch.replacements["inception4c.branch2"] = at::zeros_like(full.taps.at("inception4c.branch2"));
+  EXPECT_FALSE(at::allclose(net->forward(x, branch).logits, full.logits));
+  // A replacement of another shape, or for a layer that is not tapped, is refused.
+  branch.replacements["inception4c.branch2"] = at::zeros({2, 1, 4, 4});
+  EXPECT_THROW(net->forward(x, branch), UsageError);
+  ForwardRequest untapped;
+  untapped.replacements["inception4e"] = changed;
+  EXPECT_THROW(net->forward(x, untapped), UsageError);
+}
+
 TEST(Network, ForwardFromInsideABranchIsRefused) {
   auto net = build_googlenet(false);
   net->initialize_parameters();

@@ -88,7 +88,7 @@ TEST_P(CamParity, PerturbationCamsMatchWholeModelPasses) {
   const at::Tensor a = clean.taps.at(layer);
   const std::vector<int64_t> target = {clean.logits.argmax(1).item<int64_t>()};
   const at::Tensor ours_score = score_cam_map(score_cam_logits(net, x, a, 7), a, target)[0];
-  const at::Tensor ours_ablation = ablation_cam_map(ablation_cam_logits(net, layer, a, clean.logits, 7), clean.logits, a,
+  const at::Tensor ours_ablation = ablation_cam_map(ablation_cam_logits(net, layer, x, a, clean.logits, 7), clean.logits, a,
                                                     target)[0];
   const std::vector<std::pair<std::string, at::Tensor>> maps = {{"scorecam", ours_score}, {"ablationcam", ours_ablation}};
   for (const auto& [method, ours] : maps) {

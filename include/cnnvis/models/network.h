@@ -39,6 +39,10 @@ struct ForwardRequest {
                                        // reached becomes a leaf (the graph below it is cut, so backward
                                        // stops there); later ones retain their grad
   bool need_logits = true;             // false: stop as soon as every tap has been recorded
+  // Tapped layers whose output is replaced by the given tensor (same shape) before the layers after them
+  // read it: what perturbation methods use where forward_from cannot start (a TorchScript model, a layer
+  // inside a parallel branch). The tap records the replacement.
+  std::map<std::string, at::Tensor> replacements;
 };
 
 struct ForwardResult {
