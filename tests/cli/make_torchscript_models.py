@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """Small TorchScript models for tests/cli/torchscript_test.sh: the good ones through the exporter, and the
-ones cnnvis must refuse with a clear message (tuple output, two inputs, 1-D output, a state dict)."""
+ones cnnvis must refuse with a clear message (tuple and dict outputs, two inputs, 1-D output, a state dict, a traced-away
+identity, zips with an altered pickle, constants, version or code record)."""
 import os
+import random
 import subprocess
 import sys
+import zipfile
 
 import torch
 
@@ -41,3 +44,55 @@ torch.jit.script(TupleOut()).save(os.path.join(out, "tuple.pt"))
 torch.jit.script(TwoInputs()).save(os.path.join(out, "two_inputs.pt"))
 torch.jit.script(FlatOut()).save(os.path.join(out, "flat.pt"))
 torch.save(torch.nn.Conv2d(3, 4, 3).state_dict(), os.path.join(out, "state_dict.pth"))
+
+
+class WithIdentity(torch.nn.Module):
+    """Traced, `ident` records no node (an identity), so it has no output; eval-mode `drop` stays (aten::dropout)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.ident = torch.nn.Identity()
+        self.drop = torch.nn.Dropout(0.5)
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.ident(torch.relu(self.conv(x)))
+        return self.fc(self.drop(x.mean((2, 3))))
+
+
+class DictOut(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return {"logits": self.conv(x).mean((2, 3))}
+
+
+torch.jit.trace(WithIdentity().eval(), torch.rand(1, 3, 32, 32)).save(os.path.join(out, "identity.pt"))
+torch.jit.script(DictOut()).save(os.path.join(out, "dict.pt"))
+
+# Valid zips with one record altered (CRCs right, so only the readers of the records can tell).
+small = os.path.join(out, "tuple.pt")
+
+
+def altered(name, change):
+    with zipfile.ZipFile(small) as zin, zipfile.ZipFile(os.path.join(out, name), "w") as zout:
+        for info in zin.infolist():
+            data = change(info.filename.split("/", 1)[1], zin.read(info.filename))
+            if data is not None:
+                zout.writestr(info, data)
+
+
+rng = random.Random(0)
+altered("pkl_random.pt", lambda n, d: bytes(rng.randrange(256) for _ in d) if n == "data.pkl" else d)
+altered("pkl_truncated.pt", lambda n, d: d[:len(d) // 2] if n == "data.pkl" else d)
+# The first memo store (BINPUT 0) as LONG_BINPUT 4294967294: LibTorch's unpickler would grow its memo table
+# to that size (tens of GB, the process killed).
+altered("pkl_memo.pt", lambda n, d: d.replace(b"q\x00", b"r\xfe\xff\xff\xff", 1) if n == "data.pkl" else d)
+altered("constants_random.pt", lambda n, d: bytes(rng.randrange(256) for _ in range(len(d) + 30))
+        if n == "constants.pkl" else d)
+altered("version99.pt", lambda n, d: b"99\n" if n == "version" else d)
+altered("no_version.pt", lambda n, d: None if n == "version" else d)
+altered("no_code.pt", lambda n, d: None if n.startswith("code/") else d)

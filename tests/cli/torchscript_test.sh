@@ -44,6 +44,17 @@ for model in "$r18" "$mb3"; do
   run filters "$cnnvis" filters --model "$model" --layer first -o "$tmp/$name/filt"
 done
 run tsne "$cnnvis" tsne --model "$r18" --layer avgpool --perplexity 1 "$images" -o "$tmp/r18/tsne"
+run predict "$cnnvis" predict --model "$r18" "$images" -o "$tmp/r18/pred"
+run rise "$cnnvis" rise --model "$r18" --masks 16 --cells 4 "$images" -o "$tmp/r18/rise"
+run atlas "$cnnvis" atlas --model "$r18" --layer avgpool --grid 2 --min-count 1 --perplexity 1 --iterations 100 --no-icons \
+  "$images" -o "$tmp/r18/atlas"
+all_ok="len(d['inputs']) == 4 and all(i['status'] == 'ok' for i in d['inputs'])"
+for cmd in pred rise atlas; do
+  [[ $(json "$tmp/r18/$cmd/manifest.json" "$all_ok") == True ]] || fail "$cmd: not 4 inputs with status ok"
+done
+[[ $(json "$tmp/r18/pred/manifest.json" "len(d['inputs'][0]['predictions']) > 0") == True ]] || fail "predict: no predictions"
+for f in dog.rise.npy dog.rise.png; do [[ -s $tmp/r18/rise/$f ]] || fail "rise: no $f"; done
+for f in atlas_2.json atlas_layout.npy atlas_layout.png; do [[ -s $tmp/r18/atlas/$f ]] || fail "atlas: no $f"; done
 # The default layer of a traced ResNet is layer4; the gradient path gives the same map run to run.
 [[ $(json "$tmp/r18/cam/manifest.json" "d['inputs'][0]['maps'][0]['layer']") == layer4 ]] || fail "default layer is not layer4"
 "$cnnvis" gradcam --model "$r18" --methods gradcam,gradcam++,xgradcam,layercam,hirescam,eigencam,eigengradcam,guided-gradcam "$images" \
@@ -75,6 +86,17 @@ bad "state dict" 1 "state_dict\.pth: not a TorchScript model" "$cnnvis" gradcam 
 bad "tuple output" 1 "tuple\.pt: the model returns Tuple" "$cnnvis" gradcam --model "$tmp/m/tuple.pt" "$img" -o "$tmp/b4"
 bad "two inputs" 1 "two_inputs\.pt: forward must take exactly one tensor" "$cnnvis" layers --model "$tmp/m/two_inputs.pt"
 bad "1-D output" 1 "flat\.pt: the model's output is [0-9]+ for a batch of 1, not \[N, classes\]" "$cnnvis" layers --model "$tmp/m/flat.pt"
+# Valid zips with one record altered (make_torchscript_models.py), and outputs that are no tensor.
+bad "random data.pkl" 1 "pkl_random\.pt: not a TorchScript model \(Expected PROTO opcode" "$cnnvis" layers --model "$tmp/m/pkl_random.pt"
+bad "truncated data.pkl" 1 "pkl_truncated\.pt: not a TorchScript model \(record data\.pkl: truncated" "$cnnvis" layers --model "$tmp/m/pkl_truncated.pt"
+bad "huge memo index" 1 "pkl_memo\.pt: not a TorchScript model \(record data\.pkl: memo index 4294967294" "$cnnvis" layers --model "$tmp/m/pkl_memo.pt"
+bad "random constants.pkl" 1 "constants_random\.pt: not a TorchScript model \(Expected PROTO opcode" "$cnnvis" layers --model "$tmp/m/constants_random.pt"
+bad "version 99" 1 "version99\.pt: not a TorchScript model \(.*version 99" "$cnnvis" layers --model "$tmp/m/version99.pt"
+bad "no version record" 1 "no_version\.pt: not a TorchScript model \(.*hasRecord\(\"version\"\)" "$cnnvis" layers --model "$tmp/m/no_version.pt"
+bad "no code records" 1 "no_code\.pt: not a TorchScript model \(Unknown type name" "$cnnvis" layers --model "$tmp/m/no_code.pt"
+bad "dict output" 1 "dict\.pt: the model returns GenericDict, not a tensor" "$cnnvis" layers --model "$tmp/m/dict.pt"
+bad "traced-away identity" 2 "identity\.pt: module 'ident' has no output to use: not called by the forward graph" \
+  "$cnnvis" gradcam --model "$tmp/m/identity.pt" --layer ident "$img" -o "$tmp/b13"
 bad "missing file" 1 "absent\.pt: TorchScript file not found" "$cnnvis" gradcam --model "$tmp/m/absent.pt" "$img" -o "$tmp/b5"
 bad "unknown layer" 2 "no layer 'layer4\.3'; nearest: layer4\.0, layer4\.1" "$cnnvis" gradcam --model "$r18" --layer layer4.3 "$img" -o "$tmp/b6"
 bad "weights flag" 2 "--weights does not apply" "$cnnvis" gradcam --model "$r18" --weights x.safetensors "$img" -o "$tmp/b7"
