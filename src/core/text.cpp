@@ -96,6 +96,12 @@ std::string csv_field(std::string_view text) {
   return out + "\"";
 }
 
+std::string format_shape(const std::vector<std::int64_t>& shape) {
+  std::string text;
+  for (auto d : shape) text += (text.empty() ? "" : " x ") + std::to_string(d);
+  return text.empty() ? "a scalar" : text;
+}
+
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;

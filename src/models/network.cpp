@@ -70,22 +70,15 @@ ReceptiveField adaptive_pool_field(const ReceptiveField& in, int output_size) {
 
 void Node::collect_tensors(std::vector<std::pair<std::string, at::Tensor*>>&, bool) {}
 
-namespace {
-std::string shape_text(at::IntArrayRef sizes) {
-  std::string text;
-  for (auto d : sizes) text += (text.empty() ? "" : " x ") + std::to_string(d);
-  return text;
-}
-}  // namespace
-
 at::Tensor ForwardState::record(const std::string& name, at::Tensor output) {
   if (request == nullptr) return output;
   const auto& wanted = request->taps;
   if (std::find(wanted.begin(), wanted.end(), name) == wanted.end()) return output;
   if (auto it = request->replacements.find(name); it != request->replacements.end()) {
     if (it->second.sizes() != output.sizes()) {
-      throw UsageError("the replacement for layer '" + name + "' has shape " + shape_text(it->second.sizes()) +
-                       ", the layer's output " + shape_text(output.sizes()));
+      throw UsageError("the replacement for layer '" + name + "' has shape " +
+                       format_shape(it->second.sizes().vec()) + ", the layer's output " +
+                       format_shape(output.sizes().vec()));
     }
     output = it->second;
   }

@@ -13,6 +13,7 @@
 #include <torch/script.h>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/core/text.h"
 #include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
 #include "cnnvis/models/script_graph.h"
@@ -186,12 +187,6 @@ bool is_out_of_memory(const c10::Error& e) {
   const std::string message = e.what_without_backtrace();
   return message.find("DefaultCPUAllocator") != std::string::npos ||
          message.find("not enough memory") != std::string::npos || message.find("out of memory") != std::string::npos;
-}
-
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::string text;
-  for (auto d : shape) text += (text.empty() ? "" : " x ") + std::to_string(d);
-  return text.empty() ? "a scalar" : text;
 }
 
 // A submodule of the TorchScript model as a layer name: it is described and tapped, never run by itself.
@@ -383,7 +378,7 @@ class ScriptRoot final : public Node {
     }
     const at::Tensor logits = out.toTensor();
     if (logits.dim() != 2 || logits.size(0) != batch) {
-      throw WeightsError(file_ + ": the model's output is " + shape_text(logits.sizes().vec()) +
+      throw WeightsError(file_ + ": the model's output is " + format_shape(logits.sizes().vec()) +
                          " for a batch of " + std::to_string(batch) + ", not [N, classes] logits");
     }
     return logits;

@@ -1,6 +1,7 @@
 // Small string helpers shared by the CLI and the library.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,8 @@ std::string safe_file_stem(std::string_view text);
 std::string csv_field(std::string_view text);
 // "a, b, c" limited to max_items entries, then ", ... (N more)".
 std::string list_for_message(const std::vector<std::string>& items, std::size_t max_items = 20);
+// A tensor shape for messages: "2 x 512 x 14 x 14"; "a scalar" when it has no dimensions.
+std::string format_shape(const std::vector<std::int64_t>& shape);
 // Levenshtein distance (insertions, deletions, substitutions of one byte), for "nearest names" hints.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 
