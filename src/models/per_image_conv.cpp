@@ -19,20 +19,9 @@ using torch::autograd::variable_list;
 // native kernels, which are batch-invariant too; the choice depends on the image's shape alone.
 constexpr std::int64_t kMinInputElementsPerImage = 32768;
 
-class ScopedOneDnn {
- public:
-  ScopedOneDnn() : previous_(at::globalContext().userEnabledMkldnn()) { at::globalContext().setUserEnabledMkldnn(true); }
-  ~ScopedOneDnn() { at::globalContext().setUserEnabledMkldnn(previous_); }
-  ScopedOneDnn(const ScopedOneDnn&) = delete;
-  ScopedOneDnn& operator=(const ScopedOneDnn&) = delete;
-
- private:
-  bool previous_;
-};
-
 at::Tensor forward_per_image(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, std::int64_t stride,
                              std::int64_t padding) {
-  const ScopedOneDnn onednn;
+  const ScopedBatchInvariantKernels onednn(false);  // oneDNN on for this call only
   std::vector<at::Tensor> outputs;
   outputs.reserve(static_cast<std::size_t>(x.size(0)));
   for (std::int64_t i = 0; i < x.size(0); ++i) {
@@ -65,7 +54,7 @@ struct PerImageConv2d : public torch::autograd::Function<PerImageConv2d> {
     const std::int64_t stride = ctx->saved_data["stride"].toInt();
     const std::int64_t padding = ctx->saved_data["padding"].toInt();
     const at::Tensor grad = grad_outputs[0];
-    const ScopedOneDnn onednn;
+    const ScopedBatchInvariantKernels onednn(false);  // oneDNN on for this call only
     std::vector<at::Tensor> grads;
     grads.reserve(static_cast<std::size_t>(x.size(0)));
     for (std::int64_t i = 0; i < x.size(0); ++i) {
