@@ -3,28 +3,19 @@
 #include <ATen/ATen.h>
 
 #include "cnnvis/core/errors.h"
-#include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
 
 namespace cnnvis {
 
 std::vector<BiasedLayer> biased_layers(const Network& net) {
-  if (!net.native()) {
-    throw UsageError("fullgrad reads the bias of every convolution and batch norm; " + net.architecture() +
-                     " is a TorchScript model, whose parameters sit inside its graph (use a gradient CAM or saliency)");
-  }
   std::vector<BiasedLayer> out;
   for (const Node* node : net.nodes()) {
-    if (auto* conv = dynamic_cast<const Conv2d*>(node)) {
-      if (conv->bias.defined()) out.push_back({conv->name(), conv->bias.detach()});
-    } else if (auto* bn = dynamic_cast<const BatchNorm2d*>(node)) {
-      // In eval mode a batch norm is y = gamma (x - mean) / sqrt(var + eps) + beta: its bias is what it
-      // adds to a zero input.
-      const at::Tensor scale = bn->weight.detach() / at::sqrt(bn->running_var.detach() + bn->eps);
-      out.push_back({bn->name(), bn->bias.detach() - bn->running_mean.detach() * scale});
-    }
+    at::Tensor bias = node->channel_bias();
+    if (bias.defined()) out.push_back({node->name(), std::move(bias)});
   }
-  if (out.empty()) throw UsageError("fullgrad needs layers with a bias (Conv2d or BatchNorm2d); " + net.architecture() + " has none");
+  if (out.empty()) {
+    throw UsageError("fullgrad needs layers with a bias (Conv2d or BatchNorm2d); " + net.architecture() + " has none");
+  }
   return out;
 }
 

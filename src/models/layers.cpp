@@ -50,6 +50,7 @@ void Conv2d::collect_tensors(std::vector<std::pair<std::string, at::Tensor*>>& o
 }
 
 at::Tensor Conv2d::conv_weight() const { return weight; }
+at::Tensor Conv2d::channel_bias() const { return bias.defined() ? bias.detach() : at::Tensor(); }
 
 ReceptiveField Conv2d::propagate(const ReceptiveField& in) const {
   return window_field(in, kernel, stride, padding, false);
@@ -80,6 +81,12 @@ std::string BatchNorm2d::describe() const {
 at::Tensor BatchNorm2d::forward(const at::Tensor& x, ForwardState& state) const {
   if (state.training) num_batches_tracked.add_(1);
   return at::batch_norm(x, weight, bias, running_mean, running_var, state.training, momentum, eps, true);
+}
+
+at::Tensor BatchNorm2d::channel_bias() const {
+  // In eval mode y = gamma (x - mean) / sqrt(var + eps) + beta: the bias is what it adds to a zero input.
+  const at::Tensor scale = weight.detach() / at::sqrt(running_var.detach() + eps);
+  return bias.detach() - running_mean.detach() * scale;
 }
 
 void BatchNorm2d::collect_tensors(std::vector<std::pair<std::string, at::Tensor*>>& out, bool include_buffers) {

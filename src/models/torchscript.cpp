@@ -209,6 +209,26 @@ class ScriptModuleNode final : public Node {
     const auto weight = module_.attr("weight");
     return weight.isTensor() && weight.toTensor().dim() == 4 ? weight.toTensor() : at::Tensor();
   }
+  at::Tensor channel_bias() const override {
+    at::NoGradGuard no_grad;
+    if (type_ == "Conv2d") {
+      if (!module_.hasattr("bias")) return {};
+      const auto bias = module_.attr("bias");
+      return bias.isTensor() && bias.toTensor().dim() == 1 ? bias.toTensor().detach() : at::Tensor();
+    }
+    if (type_ != "BatchNorm2d" || !module_.hasattr("running_mean")) return {};
+    const auto mean = module_.attr("running_mean");
+    if (!mean.isTensor() || mean.toTensor().dim() != 1) return {};
+    // The module's own forward on a zero input: a traced batch norm keeps eps only inside its graph.
+    try {
+      const at::Tensor zero = at::zeros({1, mean.toTensor().size(0), 1, 1}, mean.toTensor().options());
+      const c10::IValue out = const_cast<jit::Module&>(module_).forward({zero});
+      if (out.isTensor() && out.toTensor().numel() == zero.numel()) return out.toTensor().detach().flatten();
+    } catch (const c10::Error& e) {
+      spdlog::debug("{}: batch norm on a zero input failed ({}); no bias read", name_, e.what_without_backtrace());
+    }
+    return {};
+  }
   std::string describe() const override {
     const at::Tensor w = conv_weight();
     if (!w.defined()) return type_;

@@ -19,8 +19,8 @@ struct BiasedLayer {
   at::Tensor bias;   // C: what the layer adds to output channel c (BatchNorm: beta - mean * gamma / sqrt(var + eps))
 };
 
-// Every Conv2d with a bias and every BatchNorm2d, in forward order. Throws UsageError for a TorchScript
-// network (its layers' parameters are inside the graph) or a network with no such layer.
+// Every Conv2d with a bias and every BatchNorm2d, in forward order (the modules of a TorchScript model
+// as well). Throws UsageError for a network with no such layer.
 std::vector<BiasedLayer> biased_layers(const Network& net);
 
 // m: N x C x h x w -> N x C x H x W: each (image, channel) map m -= min; m /= (max + 1e-7); then

@@ -20,6 +20,7 @@ class Conv2d : public Node {
   void collect_tensors(std::vector<std::pair<std::string, at::Tensor*>>& out, bool include_buffers) override;
   ReceptiveField propagate(const ReceptiveField& in) const override;
   at::Tensor conv_weight() const override;
+  at::Tensor channel_bias() const override;
   int in_channels, out_channels, kernel, stride, padding;
   at::Tensor weight, bias;  // bias undefined when absent
 };
@@ -31,6 +32,7 @@ class BatchNorm2d : public Node {
   std::string describe() const override;
   at::Tensor forward(const at::Tensor& x, ForwardState& state) const override;
   void collect_tensors(std::vector<std::pair<std::string, at::Tensor*>>& out, bool include_buffers) override;
+  at::Tensor channel_bias() const override;
   int channels;
   double eps, momentum;
   at::Tensor weight, bias, running_mean, running_var, num_batches_tracked;

@@ -78,6 +78,9 @@ class Node {
   virtual ReceptiveField propagate(const ReceptiveField& in) const { return in; }
   // The kernel of a 2-D convolution (out x in x kh x kw); undefined for every other node.
   virtual at::Tensor conv_weight() const { return {}; }
+  // What the layer adds to each output channel whatever its input (C): a Conv2d's bias, or a BatchNorm2d's
+  // beta - mean * gamma / sqrt(var + eps) in eval mode; undefined for layers that add none (FullGrad).
+  virtual at::Tensor channel_bias() const { return {}; }
 
   // Hooks for a root that runs its whole network itself (a TorchScript module) instead of running its
   // children one by one; the native containers keep the defaults.
