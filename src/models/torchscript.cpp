@@ -6,7 +6,6 @@
 #include <sstream>
 
 #include <ATen/ATen.h>
-#include <caffe2/serialize/inline_container.h>
 #include <spdlog/spdlog.h>
 #include <torch/csrc/jit/runtime/interpreter.h>
 #include <torch/library.h>
@@ -17,6 +16,7 @@
 #include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
 #include "cnnvis/models/script_graph.h"
+#include "cnnvis/models/torchscript_archive.h"
 
 namespace cnnvis {
 
@@ -89,97 +89,6 @@ std::string error_summary(const c10::Error& e) {
     }
   }
   return last_error.empty() ? first : last_error;
-}
-
-// LibTorch's unpickler trusts the lengths and memo indices a pickle record states: one altered byte of
-// data.pkl (a LONG_BINPUT of index 2^32 - 1) makes it grow its memo table to tens of GB, and the process is
-// killed. Walks a record's opcodes (protocols 2 to 4, as torch.jit.save writes them) and names the first
-// length or memo index that the record's own size cannot hold; "" when none. An opcode it does not know
-// ends the walk (the unpickler reports it).
-std::string pickle_problem(const unsigned char* data, std::size_t size) {
-  std::size_t at = 0;
-  auto read_le = [&](std::size_t bytes, std::uint64_t& value) {
-    if (size - at < bytes) return false;
-    value = 0;
-    for (std::size_t k = 0; k < bytes; ++k) value |= static_cast<std::uint64_t>(data[at + k]) << (8 * k);
-    at += bytes;
-    return true;
-  };
-  auto skip_line = [&]() {
-    while (at < size && data[at] != '\n') ++at;
-    if (at == size) return false;
-    ++at;
-    return true;
-  };
-  while (at < size) {
-    const std::size_t opcode_at = at;
-    const unsigned char op = data[at++];
-    std::uint64_t value = 0;
-    std::size_t fixed = 0, length_bytes = 0, lines = 0;
-    bool memo = false;
-    switch (op) {
-      case '.': return "";  // STOP
-      case '(': case '0': case '1': case '2': case 'N': case 'Q': case 'R': case 'a': case 'b': case 'd':
-      case '}': case 'e': case 'l': case ']': case 'o': case 's': case 't': case ')': case 'u': case 0x81:
-      case 0x85: case 0x86: case 0x87: case 0x88: case 0x89: case 0x8f: case 0x90: case 0x91: case 0x92:
-      case 0x93: case 0x94:
-        break;
-      case 0x80: case 'K': case 'h': case 'q': case 0x82: fixed = 1; break;
-      case 'M': case 0x83: fixed = 2; break;
-      case 'J': case 0x84: fixed = 4; break;
-      case 'G': case 0x95: fixed = 8; break;
-      case 'j': case 'r': fixed = 4; memo = true; break;  // LONG_BINGET, LONG_BINPUT
-      case 'U': case 'C': case 0x8c: case 0x8a: length_bytes = 1; break;
-      case 'T': case 'X': case 'B': case 0x8b: length_bytes = 4; break;
-      case 0x8d: case 0x8e: length_bytes = 8; break;
-      case 'F': case 'I': case 'L': case 'S': case 'V': case 'g': case 'p': case 'P': lines = 1; break;
-      case 'c': case 'i': lines = 2; break;
-      default: return "";
-    }
-    const std::string where = " at byte " + std::to_string(opcode_at);
-    if (fixed > 0 && !read_le(fixed, value)) return "truncated opcode" + where;
-    // Memo indices count the objects stored so far, each at least two bytes of the record.
-    if (memo && value > size) return "memo index " + std::to_string(value) + where + " in a record of " +
-                                     std::to_string(size) + " bytes";
-    if (length_bytes > 0) {
-      if (!read_le(length_bytes, value)) return "truncated opcode" + where;
-      if (value > size - at) {
-        return "length " + std::to_string(value) + where + " beyond the record's " + std::to_string(size) + " bytes";
-      }
-      at += static_cast<std::size_t>(value);
-    }
-    for (std::size_t k = 0; k < lines; ++k) {
-      if (!skip_line()) return "unterminated line" + where;
-    }
-  }
-  return "";
-}
-
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// Every pickle record of a TorchScript zip through pickle_problem before LibTorch's loader reads it. A file
-// that is not a zip is left to jit::load, which says so.
-void check_pickle_records(const std::string& path) {
-  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
-  try {
-    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
-  } catch (const c10::Error&) {
-    return;
-  }
-  try {
-    for (const std::string& name : reader->getAllRecords()) {
-      if (!ends_with(name, ".pkl") && !ends_with(name, "_pkl")) continue;
-      at::DataPtr data;
-      std::size_t size = 0;
-      std::tie(data, size) = reader->getRecord(name);
-      const std::string problem = pickle_problem(static_cast<const unsigned char*>(data.get()), size);
-      if (!problem.empty()) throw WeightsError(path + ": not a TorchScript model (record " + name + ": " + problem + ")");
-    }
-  } catch (const c10::Error& e) {
-    throw WeightsError(path + ": not a TorchScript model (" + error_summary(e) + ")");
-  }
 }
 
 bool is_out_of_memory(const c10::Error& e) {
@@ -444,7 +353,7 @@ class ScriptRoot final : public Node {
 
 TorchScriptNetwork load_torchscript(const std::string& path, int height, int width) {
   jit::Module module;
-  check_pickle_records(path);
+  check_torchscript_archive(path);  // what LibTorch would trust: pickle lengths, memo indices, record sizes
   try {
     module = jit::load(path, at::Device(at::kCPU));
   } catch (const c10::Error& e) {

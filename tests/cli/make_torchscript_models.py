@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Small TorchScript models for tests/cli/torchscript_test.sh: the good ones through the exporter, and the
 ones cnnvis must refuse with a clear message (tuple and dict outputs, two inputs, 1-D output, a state dict, a traced-away
-identity, zips with an altered pickle, constants, version or code record)."""
+identity, zips with an altered pickle, constants, version or code record, a tensor record cut short or missing)."""
 import os
 import random
 import subprocess
@@ -93,6 +93,10 @@ altered("pkl_truncated.pt", lambda n, d: d[:len(d) // 2] if n == "data.pkl" else
 altered("pkl_memo.pt", lambda n, d: d.replace(b"q\x00", b"r\xfe\xff\xff\xff", 1) if n == "data.pkl" else d)
 altered("constants_random.pt", lambda n, d: bytes(rng.randrange(256) for _ in range(len(d) + 30))
         if n == "constants.pkl" else d)
+# Tensor records cut to half their size, or gone: LibTorch would make a storage of the size data.pkl states
+# over the shorter record and read past its end.
+altered("record_short.pt", lambda n, d: d[:len(d) // 2] if n == "data/0" else d)
+altered("record_missing.pt", lambda n, d: None if n == "data/1" else d)
 altered("version99.pt", lambda n, d: b"99\n" if n == "version" else d)
 altered("no_version.pt", lambda n, d: None if n == "version" else d)
 altered("no_code.pt", lambda n, d: None if n.startswith("code/") else d)

@@ -91,6 +91,10 @@ bad "random data.pkl" 1 "pkl_random\.pt: not a TorchScript model \(Expected PROT
 bad "truncated data.pkl" 1 "pkl_truncated\.pt: not a TorchScript model \(record data\.pkl: truncated" "$cnnvis" layers --model "$tmp/m/pkl_truncated.pt"
 bad "huge memo index" 1 "pkl_memo\.pt: not a TorchScript model \(record data\.pkl: memo index 4294967294" "$cnnvis" layers --model "$tmp/m/pkl_memo.pt"
 bad "random constants.pkl" 1 "constants_random\.pt: not a TorchScript model \(Expected PROTO opcode" "$cnnvis" layers --model "$tmp/m/constants_random.pt"
+bad "tensor record cut short" 1 "record_short\.pt: not a TorchScript model \(record data/0 holds 216 bytes; the FloatStorage at byte [0-9]+ of data\.pkl needs 108 x 4 = 432 bytes\)$" \
+  "$cnnvis" layers --model "$tmp/m/record_short.pt"
+bad "tensor record missing" 1 "record_missing\.pt: not a TorchScript model \(record data/1 is missing; a FloatStorage of 4 elements is described there at byte [0-9]+ of data\.pkl\)$" \
+  "$cnnvis" layers --model "$tmp/m/record_missing.pt"
 bad "version 99" 1 "version99\.pt: not a TorchScript model \(.*version 99" "$cnnvis" layers --model "$tmp/m/version99.pt"
 bad "no version record" 1 "no_version\.pt: not a TorchScript model \(.*hasRecord\(\"version\"\)" "$cnnvis" layers --model "$tmp/m/no_version.pt"
 bad "no code records" 1 "no_code\.pt: not a TorchScript model \(Unknown type name" "$cnnvis" layers --model "$tmp/m/no_code.pt"
