@@ -1,10 +1,14 @@
 // Parity of TorchScript models with PyTorch eager (tests/parity/make_torchscript_reference.py): logits,
-// activations at module paths, Grad-CAM and input gradients (vanilla, guided with ReLU and ReLU6) of
-// seeded random ResNet-18 (traced and scripted), MobileNetV2 and EfficientNet-B0, loaded from the .pt.
+// activations at module paths, Grad-CAM, input gradients (vanilla; guided and deconvnet with ReLU and
+// ReLU6), SmoothGrad (the reference draws cnnvis's noise), integrated gradients and Ablation-CAM (the
+// algorithm of pytorch-grad-cam's AblationCAM) of seeded random ResNet-18 (traced and scripted),
+// MobileNetV2, EfficientNet-B0 and a network whose ReLUs are all functional calls, loaded from the .pt.
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <utility>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -107,7 +111,7 @@ TEST(TorchScriptParity, GradCamAndInputGradientsMatchEager) {
       EXPECT_LE(cam_error, 1e-4) << name << " gradcam, input " << i;
       std::cout << name << " gradcam input " << i << ": " << cam_error << "\n";
       std::vector<BackpropMode> modes = {BackpropMode::vanilla};
-      if (entry["guided"].get<bool>()) modes.push_back(BackpropMode::guided);
+      if (entry["guided"].get<bool>()) modes.insert(modes.end(), {BackpropMode::guided, BackpropMode::deconv});
       for (BackpropMode mode : modes) {
         BackpropOptions bp;
         bp.mode = mode;
@@ -120,6 +124,75 @@ TEST(TorchScriptParity, GradCamAndInputGradientsMatchEager) {
     }
     EXPECT_EQ(model.network().relu_mode(), ReluMode::standard);
   }
+}
+
+TEST(TorchScriptParity, SmoothGradAndIntegratedGradientsMatchEager) {
+  const auto s = summary();
+  SaliencyOptions smooth;
+  smooth.method = SaliencyMethod::smoothgrad;
+  smooth.smooth_samples = s["smooth"]["samples"].get<int>();
+  smooth.noise = s["smooth"]["noise"].get<float>();
+  smooth.seed = s["smooth"]["seed"].get<std::uint64_t>();
+  SaliencyOptions integrated;
+  integrated.method = SaliencyMethod::integrated;
+  integrated.integrated_steps = s["integrated_steps"].get<int>();
+  int checked = 0;
+  for (const auto& entry : s["models"]) {
+    if (!entry["saliency"].get<bool>()) continue;
+    ++checked;
+    const std::string name = entry["name"];
+    ModelLoadOptions options;
+    options.model = (kDir / (name + ".pt")).string();
+    LoadedModel model = LoadedModel::load(options);
+    const cv::Mat input = load_npy_input(kDir / (name + "_input0.npy"));
+    for (auto [method, file] : {std::pair{smooth, "smoothgrad"}, std::pair{integrated, "integrated"}}) {
+      method.target = std::to_string(entry["targets"][0].get<int>());
+      const SaliencyResult r = run_saliency(model, {input}, method).at(0);
+      const cv::Mat reference = load_npy_map(kDir / (name + "_" + file + "_0.npy"));
+      const double error = scaled_difference(r.gradient, reference);
+      EXPECT_LE(error, 1e-4) << name << " " << file;
+      std::cout << name << " " << file << ": " << error << "\n";
+      if (file == std::string("smoothgrad")) {
+        // Not the vanilla gradient: the noise is there (and drawn as the reference drew it).
+        SaliencyOptions vanilla;
+        vanilla.method = SaliencyMethod::vanilla;
+        vanilla.target = method.target;
+        const double from_vanilla = scaled_difference(run_saliency(model, {input}, vanilla).at(0).gradient, reference);
+        EXPECT_GT(from_vanilla, 100 * error) << name << ": SmoothGrad is no different from the vanilla gradient";
+      }
+    }
+  }
+  EXPECT_GE(checked, 2) << "the reference has SmoothGrad for fewer models than it should";
+}
+
+TEST(TorchScriptParity, AblationCamMatchesPytorchGradCamAlgorithm) {
+  const auto s = summary();
+  int checked = 0;
+  for (const auto& entry : s["models"]) {
+    if (!entry.contains("ablation")) continue;
+    const std::string name = entry["name"];
+    ModelLoadOptions options;
+    options.model = (kDir / (name + ".pt")).string();
+    LoadedModel model = LoadedModel::load(options);
+    CamRequest cam;
+    cam.methods = {CamMethod::ablationcam};
+    cam.layers = {entry["ablation"]["layer"].get<std::string>()};
+    const std::vector<int> which = entry["ablation"]["inputs"].get<std::vector<int>>();
+    std::vector<cv::Mat> inputs;
+    for (int i : which) inputs.push_back(load_npy_input(kDir / (name + "_input" + std::to_string(i) + ".npy")));
+    const auto cams = run_cams(model, inputs, cam);
+    for (std::size_t k = 0; k < which.size(); ++k) {
+      const int i = which[k];
+      ASSERT_EQ(cams[k].maps.size(), 1u);
+      EXPECT_EQ(cams[k].maps[0].target.index, entry["targets"][i].get<int>()) << name;
+      const cv::Mat reference = load_npy_map(kDir / (name + "_ablationcam_" + std::to_string(i) + ".npy"));
+      const double error = scaled_difference(cams[k].maps[0].cam_layer, reference);
+      EXPECT_LE(error, 1e-4) << name << " ablationcam, input " << i;
+      std::cout << name << " ablationcam input " << i << ": " << error << "\n";
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 3) << "the reference names fewer Ablation-CAM maps than it should";
 }
 
 }  // namespace
