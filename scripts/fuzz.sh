@@ -13,7 +13,7 @@ cd "$root"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(safetensors model_card manifest idx npy image atlas_samples)
+((${#targets[@]})) || targets=(safetensors model_card manifest idx npy image atlas_samples torchscript_archive)
 build=${CNNVIS_FUZZ_BUILD:-build-fuzz}
 
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not found (apt install clang libclang-rt-14-dev)" >&2; exit 1; }
@@ -31,7 +31,7 @@ rm -rf "$build/seeds"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 status=0
-printf '%-12s %10s %10s %8s %8s\n' target executions exec/s corpus crashes
+printf '%-20s %10s %10s %8s %8s\n' target executions exec/s corpus crashes
 for target in "${targets[@]}"; do
   corpus="$build/corpus/$target"
   crashes="$build/crashes/$target"
@@ -57,7 +57,7 @@ for target in "${targets[@]}"; do
       'BEGIN { printf "%.2f", e - s }') s now" >&2
     rm -f "$slow"
   done
-  printf '%-12s %10s %10s %8s %8s\n' "$target" "$execs" "$rate" "$files" "$found"
+  printf '%-20s %10s %10s %8s %8s\n' "$target" "$execs" "$rate" "$files" "$found"
   if ((rc != 0 || found > 0)); then
     status=1
     echo "fuzz: $target failed (exit $rc); log: $log" >&2

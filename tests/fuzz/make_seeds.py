@@ -2,7 +2,8 @@
 """Writes the seed corpora of the fuzz targets (tests/fuzz/fuzz_*.cpp) into <out>/<target>/.
 
 Seeds are small valid (and a few nearly valid) inputs so that the fuzzer starts from deep inside each
-parser. They are generated rather than committed. Needs Debian's python3-numpy and python3-pil.
+parser. They are generated rather than committed. Needs Debian's python3-numpy and python3-pil (and
+python3-torch for the TorchScript archives).
 
     /usr/bin/python3 tests/fuzz/make_seeds.py --out build-fuzz/seeds [--cards models]
 """
@@ -147,6 +148,45 @@ def atlas_samples_seeds(out):
     write(f"{out}/header_only.csv", b"index,key,path,sample,x,y,predicted\n")
 
 
+def torchscript_archive_seeds(out):
+    """A scripted and a traced small network (parameters, buffers, a tensor constant, deflated code and debug
+    records), the scripted one with its first tensor record cut short and with every record stored. Skipped
+    without Debian's torch."""
+    try:
+        import torch
+    except ImportError:
+        print("make_seeds: no torch for /usr/bin/python3, no torchscript_archive seeds")
+        return
+    import copy
+    import warnings
+    import zipfile
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(2, 3)).eval()
+    os.makedirs(out, exist_ok=True)
+    torch.jit.script(net).save(f"{out}/scripted.pt")
+
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x) * torch.tensor([1.0, 2.0, 3.0])  # a tensor constant: constants.pkl, constants/0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's note on torch.tensor becoming a constant
+        torch.jit.trace(Scaled(), torch.rand(1, 3, 8, 8), check_trace=False).save(f"{out}/traced.pt")
+    with zipfile.ZipFile(f"{out}/scripted.pt") as zin, zipfile.ZipFile(f"{out}/cut_record.pt", "w") as zout, \
+            zipfile.ZipFile(f"{out}/stored.pt", "w") as stored:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            zout.writestr(copy.copy(info), data[:len(data) // 2] if info.filename.endswith("/data/0") else data)
+            info = copy.copy(info)  # writestr fills in the ZipInfo it is given: one each
+            info.compress_type = zipfile.ZIP_STORED  # every pickle record open to the fuzzer's mutations
+            stored.writestr(info, data)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
@@ -159,6 +199,7 @@ def main():
     npy_seeds(f"{args.out}/npy")
     image_seeds(f"{args.out}/image")
     atlas_samples_seeds(f"{args.out}/atlas_samples")
+    torchscript_archive_seeds(f"{args.out}/torchscript_archive")
 
 
 if __name__ == "__main__":
