@@ -65,7 +65,14 @@ void setup_train(CLI::App& app) {
     train.progress = [&](std::size_t done, std::size_t total, std::string_view what) {
       if (what == "train") {
         if (evaluation) evaluation.reset();
-        if (!training) training = std::make_unique<Progress>("train", total);
+        if (!training) {
+          // Steps on bigger crops take longer: the ETA weighs the steps left by their pixels.
+          const auto total_steps = static_cast<std::int64_t>(total);
+          training = std::make_unique<Progress>("train", total, 0, [&train, total_steps](std::size_t step) {
+            const double side = train_step_side(train, static_cast<std::int64_t>(step), total_steps);
+            return side * side;
+          });
+        }
         training->resume();
         training->update(done);
         return;

@@ -14,9 +14,11 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
 }
 
-Progress::Progress(std::string what, std::size_t total, std::size_t already_done)
-    : what_(std::move(what)), total_(total), already_done_(already_done), done_(already_done),
-      tty_(isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()), last_(start_) {}
+Progress::Progress(std::string what, std::size_t total, std::size_t already_done,
+                   const std::function<double(std::size_t)>& item_size)
+    : what_(std::move(what)), total_(total), done_(already_done),
+      tty_(isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()), last_(start_),
+      eta_(total, already_done, item_size) {}
 
 namespace {
 std::string duration_text(double seconds) {
@@ -35,11 +37,12 @@ void Progress::update(std::size_t done) {
   if (global_options().quiet) return;
   const auto now = std::chrono::steady_clock::now();
   const double seconds = std::chrono::duration<double>(now - start_).count();
-  // Resumed items cost nothing: the rate and the ETA count only the work done by this run.
-  const std::size_t worked = done > already_done_ ? done - already_done_ : 0;
-  // Under a tenth of a second the rate is noise (the first update of a fast stage read 5e7/s).
-  const double rate = seconds >= 0.1 ? worked / seconds : 0;
-  const std::string eta = rate > 0 ? duration_text((total_ - done) / rate) : "?";
+  // Resumed items cost nothing: the rate and the ETA count only the work done by this run. Under a tenth
+  // of a second the rate is noise (the first update of a fast stage read 5e7/s).
+  eta_.observe(done, seconds);
+  const double rate = eta_.recent_rate();
+  const double left = eta_.seconds_left();
+  const std::string eta = left >= 0 && rate > 0 ? duration_text(left) : "?";
   const std::string failed = failed_ > 0 ? ", " + std::to_string(failed_) + " failed" : "";
   if (tty_) {
     const int width = 30;

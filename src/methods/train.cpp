@@ -211,7 +211,17 @@ void keep_freed_memory_for_reuse() {
 #endif
 }
 
+// The steps on growing crops: all but the last full_canvas_fraction.
+std::int64_t crop_steps_of(const TrainOptions& options, std::int64_t total_steps) {
+  return static_cast<std::int64_t>(std::llround((1.0 - options.full_canvas_fraction) * static_cast<double>(total_steps)));
+}
+
 }  // namespace
+
+int train_step_side(const TrainOptions& options, std::int64_t step, std::int64_t total_steps) {
+  const int crop = crop_at(options, step, crop_steps_of(options, total_steps));
+  return crop > 0 ? crop : options.canvas.size;
+}
 
 TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& weights_path) {
   validate(options);
@@ -268,8 +278,7 @@ TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& we
   const std::int64_t batch = options.batch_size;
   const std::int64_t steps_per_epoch = (n_train + batch - 1) / batch;
   const std::int64_t total_steps = steps_per_epoch * options.epochs;
-  const std::int64_t crop_steps = static_cast<std::int64_t>(
-      std::llround((1.0 - options.full_canvas_fraction) * static_cast<double>(total_steps)));
+  const std::int64_t crop_steps = crop_steps_of(options, total_steps);
 
   std::unique_ptr<TrainingMovie> movie;
   if (!options.watch_dir.empty()) {

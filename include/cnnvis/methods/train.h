@@ -80,4 +80,8 @@ struct TrainResult {
 // the data set is missing, OutputError when the outputs cannot be written.
 TrainResult train_fashion_vgg(const TrainOptions& options, const std::string& weights_path);
 
+// The side of the square input that step `step` of a `total_steps` run trains on: a crop while crops
+// grow, then the canvas. A step's cost grows with its square, so progress displays weigh steps by it.
+int train_step_side(const TrainOptions& options, std::int64_t step, std::int64_t total_steps);
+
 }  // namespace cnnvis
