@@ -78,6 +78,14 @@ std::string safe_name(std::string text) {
 }
 
 // "C,X,Y" or "C" (the centre).
+Objective objective(ObjectiveKind kind, const std::string& layer, int channel) {
+  Objective out;
+  out.kind = kind;
+  out.layer = layer;
+  out.channel = channel;
+  return out;
+}
+
 Objective parse_neuron(const std::string& layer, const std::string& text) {
   const auto parts = split(text, ',');
   Objective o;
@@ -122,7 +130,7 @@ std::vector<Unit> choose_units(const ActivationMaxCommandOptions& o, const Loade
   for (const std::string& layer : layers) {
     const std::string canonical = model.resolve_layer(layer);
     const int d = depth[canonical];
-    for (int c : o.channels) units.push_back({Objective{ObjectiveKind::channel, layer, c}, d});
+    for (int c : o.channels) units.push_back({objective(ObjectiveKind::channel, layer, c), d});
     for (const auto& n : o.neurons) units.push_back({parse_neuron(layer, n), d});
     if (o.random > 0) {
       const int channels = layer_channels(model, layer);
@@ -131,12 +139,12 @@ std::vector<Unit> choose_units(const ActivationMaxCommandOptions& o, const Loade
       const int k = std::min(o.random, channels);
       for (int i = 0; i < k; ++i) {
         std::swap(all[static_cast<std::size_t>(i)], all[static_cast<std::size_t>(i + static_cast<int>(rng() % static_cast<std::uint64_t>(channels - i)))]);
-        units.push_back({Objective{ObjectiveKind::channel, layer, all[static_cast<std::size_t>(i)]}, d});
+        units.push_back({objective(ObjectiveKind::channel, layer, all[static_cast<std::size_t>(i)]), d});
       }
     }
-    if (o.deepdream) units.push_back({Objective{ObjectiveKind::deepdream, layer, 0}, d});
+    if (o.deepdream) units.push_back({objective(ObjectiveKind::deepdream, layer, 0), d});
     if (!o.direction.empty()) {
-      Objective dir{ObjectiveKind::direction, layer, 0};
+      Objective dir = objective(ObjectiveKind::direction, layer, 0);
       dir.direction = read_npy(o.direction).to_float();
       dir.cosine_power = o.cosine_power;
       units.push_back({dir, d});
@@ -145,7 +153,7 @@ std::vector<Unit> choose_units(const ActivationMaxCommandOptions& o, const Loade
   for (const auto& c : o.classes) {
     const TargetSpec t = parse_target(c, model.card(), model.num_classes());
     if (t.top) throw UsageError("--class needs a class index or name, not 'top'");
-    units.push_back({Objective{ObjectiveKind::class_logit, "", t.index}, 1 << 30});
+    units.push_back({objective(ObjectiveKind::class_logit, "", t.index), 1 << 30});
   }
   return units;
 }
