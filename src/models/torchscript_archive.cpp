@@ -242,14 +242,40 @@ class Archive {
 // --- pickle
 
 // What the walk knows of a stack value: enough to recognise a storage's persistent id
-// ("storage", torch.<Type>Storage, key, location, numel).
+// ("storage", torch.<Type>Storage, key, location, numel) and the view a tensor takes of it
+// (torch._utils._rebuild_tensor_v2(storage, offset, sizes, strides, ...)).
 struct Value {
-  enum Kind : std::uint8_t { other, mark, text, integer, global, tuple };
+  enum Kind : std::uint8_t { other, mark, text, integer, global, tuple, storage };
   Kind kind = other;
-  std::int64_t number = 0;
-  std::shared_ptr<const std::string> string;         // text; global: "module\nname"
-  std::shared_ptr<const std::vector<Value>> items;  // tuple, when of at most 5 items
+  std::int64_t number = 0;                           // integer; storage: its element count
+  std::shared_ptr<const std::string> string;         // text; global: "module\nname"; storage: its key
+  std::shared_ptr<const std::vector<Value>> items;  // tuple, when of at most kTupleItems items
 };
+constexpr std::size_t kTupleItems = 8;
+
+// The element one past the last that a tensor with these sizes and strides views from `offset`: offset
+// when it has no element; nullopt for a negative or overflowing value (LibTorch checks none of them).
+std::optional<std::uint64_t> view_end(std::int64_t offset, const std::vector<Value>& sizes,
+                                      const std::vector<Value>& strides) {
+  if (offset < 0) return std::nullopt;
+  std::uint64_t last = static_cast<std::uint64_t>(offset);
+  constexpr std::uint64_t limit = std::uint64_t{1} << 62;
+  for (std::size_t d = 0; d < sizes.size(); ++d) {
+    if (sizes[d].number < 0 || strides[d].number < 0) return std::nullopt;
+    if (sizes[d].number == 0) return static_cast<std::uint64_t>(offset);
+  }
+  for (std::size_t d = 0; d < sizes.size(); ++d) {
+    const auto size = static_cast<std::uint64_t>(sizes[d].number), stride = static_cast<std::uint64_t>(strides[d].number);
+    if (size - 1 > limit || stride > limit || (stride > 0 && size - 1 > (limit - last) / stride)) return std::nullopt;
+    last += (size - 1) * stride;
+  }
+  return last + 1;
+}
+
+bool all_integers(const Value& tuple) {
+  if (tuple.kind != Value::tuple || !tuple.items) return false;
+  return std::all_of(tuple.items->begin(), tuple.items->end(), [](const Value& v) { return v.kind == Value::integer; });
+}
 
 struct StorageRef {
   std::string key, type;
@@ -270,7 +296,8 @@ std::size_t storage_element_size(const std::string& type) {
 
 // Walks a pickle record's opcodes (protocols 2 to 4, as torch.jit.save writes them) with a stack of what
 // matters here, and returns the first problem (a length or memo index that the record's own size cannot
-// hold, a pop of an empty stack, a missing mark: LibTorch's unpickler trusts all of them); "" when none.
+// hold, a pop of an empty stack, a missing mark, a tensor viewing past its storage: LibTorch's unpickler
+// trusts all of them); "" when none.
 // An opcode it does not know ends the walk, and a record not starting with PROTO is not walked (the
 // unpickler reports both). The storages the record references
 // go to `storages`.
@@ -387,7 +414,7 @@ std::string walk_pickle(const std::uint8_t* data, std::size_t size, std::vector<
     if (to_mark) {
       if (marks.empty()) return "no mark for the opcode" + where();
       const std::size_t mark_at = marks.back();
-      if (op == 't' && stack.size() - mark_at - 1 <= 5) {
+      if (op == 't' && stack.size() - mark_at - 1 <= kTupleItems) {
         items.assign(std::make_move_iterator(stack.begin() + static_cast<std::ptrdiff_t>(mark_at) + 1),
                      std::make_move_iterator(stack.end()));
       }
@@ -452,6 +479,31 @@ std::string walk_pickle(const std::uint8_t* data, std::size_t size, std::vector<
         const std::string& global = *f[1].string;
         if (global.compare(0, 6, "torch\n") != 0) break;
         storages.push_back({*f[2].string, global.substr(6), f[4].number, opcode_at});
+        out.kind = Value::storage;
+        out.number = f[4].number;
+        out.string = f[2].string;
+        break;
+      }
+      case 'R': {  // REDUCE: a tensor's view of its storage must lie inside it
+        const Value& call = items[0];
+        const Value& args = items[1];
+        if (call.kind != Value::global || *call.string != "torch._utils\n_rebuild_tensor_v2" ||
+            args.kind != Value::tuple || !args.items || args.items->size() < 4) {
+          break;
+        }
+        const std::vector<Value>& a = *args.items;
+        if (a[0].kind != Value::storage || a[1].kind != Value::integer || !all_integers(a[2]) || !all_integers(a[3]) ||
+            a[2].items->size() != a[3].items->size() || a[0].number < 0) {
+          break;
+        }
+        const std::optional<std::uint64_t> end = view_end(a[1].number, *a[2].items, *a[3].items);
+        if (!end || *end > static_cast<std::uint64_t>(a[0].number)) {
+          std::string sizes;
+          for (const Value& v : *a[2].items) sizes += (sizes.empty() ? "" : "x") + std::to_string(v.number);
+          return "a tensor" + where() + " of sizes [" + sizes + "] at offset " + std::to_string(a[1].number) +
+                 (end ? " views elements up to " + std::to_string(*end) : " has a negative or overflowing extent") +
+                 " of storage '" + *a[0].string + "', which has " + std::to_string(a[0].number);
+        }
         break;
       }
       default: break;

@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Small TorchScript models for tests/cli/torchscript_test.sh: the good ones through the exporter, and the
 ones cnnvis must refuse with a clear message (tuple and dict outputs, two inputs, 1-D output, a state dict, a traced-away
-identity, zips with an altered pickle, constants, version or code record, a tensor record cut short or missing)."""
+identity, zips with an altered pickle, constants, version or code record, a tensor record cut short or missing, a
+tensor viewing past its storage)."""
 import os
 import random
+import re
 import subprocess
 import sys
 import zipfile
@@ -97,6 +99,10 @@ altered("constants_random.pt", lambda n, d: bytes(rng.randrange(256) for _ in ra
 # over the shorter record and read past its end.
 altered("record_short.pt", lambda n, d: d[:len(d) // 2] if n == "data/0" else d)
 altered("record_missing.pt", lambda n, d: None if n == "data/1" else d)
+# The weight's storage offset 0 (BININT1 after the storage's persistent id and its memo store) made 1: the
+# view of 4 x 3 x 3 x 3 elements from offset 1 ends one past the storage, which LibTorch does not check.
+altered("view_offset.pt", lambda n, d: re.sub(rb"(Qq.)K\x00", lambda m: m.group(1) + b"K\x01", d, count=1,
+                                              flags=re.S) if n == "data.pkl" else d)
 altered("version99.pt", lambda n, d: b"99\n" if n == "version" else d)
 altered("no_version.pt", lambda n, d: None if n == "version" else d)
 altered("no_code.pt", lambda n, d: None if n.startswith("code/") else d)

@@ -95,6 +95,8 @@ bad "tensor record cut short" 1 "record_short\.pt: not a TorchScript model \(rec
   "$cnnvis" layers --model "$tmp/m/record_short.pt"
 bad "tensor record missing" 1 "record_missing\.pt: not a TorchScript model \(record data/1 is missing; a FloatStorage of 4 elements is described there at byte [0-9]+ of data\.pkl\)$" \
   "$cnnvis" layers --model "$tmp/m/record_missing.pt"
+bad "tensor view past its storage" 1 "view_offset\.pt: not a TorchScript model \(record data\.pkl: a tensor at byte [0-9]+ of sizes \[4x3x3x3\] at offset 1 views elements up to 109 of storage '0', which has 108\)$" \
+  "$cnnvis" layers --model "$tmp/m/view_offset.pt"
 bad "version 99" 1 "version99\.pt: not a TorchScript model \(.*version 99" "$cnnvis" layers --model "$tmp/m/version99.pt"
 bad "no version record" 1 "no_version\.pt: not a TorchScript model \(.*hasRecord\(\"version\"\)" "$cnnvis" layers --model "$tmp/m/no_version.pt"
 bad "no code records" 1 "no_code\.pt: not a TorchScript model \(Unknown type name" "$cnnvis" layers --model "$tmp/m/no_code.pt"

@@ -1,6 +1,7 @@
 // libFuzzer target: the checks of a TorchScript zip made before torch::jit::load (its zip directory, the
-// pickle records' opcodes and stack, the sizes of the tensor records they reference). Property: it returns
-// or throws WeightsError; never crashes, reads out of bounds or allocates beyond what the input can hold.
+// pickle records' opcodes and stack, the tensor records they reference and the views of them). Property:
+// it returns or throws WeightsError; never crashes, reads out of bounds or allocates beyond what the input
+// can hold.
 #include <cstdint>
 
 #include "cnnvis/core/errors.h"

@@ -1,6 +1,7 @@
 // The checks of a TorchScript zip made before LibTorch reads it (torchscript_archive.h), on an archive
-// torch::jit saves here, altered in place: tensor records cut short or gone, a pickle that pops an empty
-// stack, a central directory beyond the file; and load_torchscript refusing the cut record before jit::load.
+// torch::jit saves here, altered in place: tensor records cut short or gone, a tensor viewing past its
+// storage, a pickle that pops an empty stack, a central directory beyond the file; and load_torchscript
+// refusing the cut record before jit::load.
 #include <fstream>
 #include <sstream>
 
@@ -123,6 +124,31 @@ TEST(TorchScriptArchive, PickleThatPopsAnEmptyStackIsRefused) {
   ASSERT_EQ(b[r.data], 0x80);  // PROTO 2, then the first opcode
   b[r.data + 2] = '0';         // POP
   EXPECT_NE(refusal(b).find("(record data.pkl: pop of an empty stack at byte 2)"), std::string::npos) << refusal(b);
+}
+
+TEST(TorchScriptArchive, TensorViewPastItsStorageIsRefused) {
+  const Bytes good = saved_module();
+  const Located r = locate(good, "data.pkl");
+  // Each tensor's storage offset: BININT1 0 right after its persistent id (BINPERSID) and memo store (BINPUT).
+  std::vector<std::size_t> offsets;
+  for (std::size_t at = r.data; at + 5 <= r.data + r.size; ++at) {
+    if (good[at] == 'Q' && good[at + 1] == 'q' && good[at + 3] == 'K' && good[at + 4] == 0) offsets.push_back(at + 4);
+  }
+  ASSERT_EQ(offsets.size(), 2u) << "the weight and the buffer";
+  for (std::size_t at : offsets) {
+    Bytes b = good;
+    b[at] = 1;  // the view now ends one element past its storage
+    const std::string message = refusal(b);
+    EXPECT_NE(message.find("(record data.pkl: a tensor at byte "), std::string::npos) << message;
+    EXPECT_NE(message.find(" at offset 1 views elements up to "), std::string::npos) << message;
+  }
+  // The weight as the [2, 4] view of its first 8 elements at offset 4: inside its 12, accepted.
+  Bytes b = good;
+  b[offsets[0]] = 4;
+  const std::size_t sizes = offsets[0] + 1;  // MARK, BININT1 3, BININT1 4, TUPLE
+  ASSERT_EQ(std::string(b.begin() + sizes, b.begin() + sizes + 6), std::string("(K\x03K\x04t", 6));
+  b[sizes + 2] = 2;
+  EXPECT_EQ(refusal(b), "");
 }
 
 TEST(TorchScriptArchive, CentralDirectoryBeyondTheFileIsRefused) {
