@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 
 #include "cnnvis/core/errors.h"
+#include "cnnvis/core/runtime.h"
+#include "cnnvis/models/architectures.h"
+#include "cnnvis/models/network.h"
 #include "cnnvis/methods/gradcam.h"
 #include "tiny_models.h"
 
@@ -94,6 +97,27 @@ TEST(ScoreCam, TheBatchSizeDoesNotChangeTheMapsAndImagesStayApart) {
   for (int64_t i = 0; i < 3; ++i) {
     const at::Tensor alone = score_cam_logits(net, x.narrow(0, i, 1), a.narrow(0, i, 1), 4);
     EXPECT_TRUE(at::allclose(alone[0], all[i], 0, 1e-6)) << i;
+  }
+}
+
+// With the CLI's batch-invariant kernels the masked inputs run on oneDNN's batched convolutions, in
+// chunks that hold one image's only: an image's rows come out with the same bits alone or beside others,
+// at 128 px, where the convolutions are large enough for oneDNN.
+TEST(ScoreCam, ImagesKeepTheirBitsOnBatchedKernels) {
+  at::manual_seed(3);
+  auto net = build_fashion_vgg(10);
+  net->initialize_parameters();
+  net->set_training(false);
+  const ScopedBatchInvariantKernels batch_invariant(true);
+  const at::Tensor x = at::rand({3, 3, 128, 128});
+  ForwardRequest request;
+  request.taps = {"features.2"};  // the first ReLU: few channels, so few masked passes
+  at::NoGradGuard no_grad;
+  const at::Tensor a = net->forward(x, request).taps.at("features.2");
+  const at::Tensor all = score_cam_logits(*net, x, a, 5);
+  for (int64_t i = 0; i < 3; ++i) {
+    const at::Tensor alone = score_cam_logits(*net, x.narrow(0, i, 1), a.narrow(0, i, 1), 5);
+    EXPECT_TRUE(at::equal(alone[0], all[i])) << "image " << i;
   }
 }
 
