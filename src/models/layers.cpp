@@ -180,12 +180,10 @@ at::Tensor TransformInput::forward(const at::Tensor& x, ForwardState&) const {
 }
 
 at::Tensor Sequential::forward(const at::Tensor& x, ForwardState& state) const {
-  at::Tensor y = x;
-  for (const auto& child : children_) {
-    y = run_child(*child, y, state);
-    if (state.done) break;
-  }
-  return y;
+  std::vector<const Node*> nodes;
+  nodes.reserve(children_.size());
+  for (const auto& child : children_) nodes.push_back(child.get());
+  return run_chain(nodes, x, state);
 }
 
 std::vector<Node*> Sequential::children() const {

@@ -102,6 +102,29 @@ at::Tensor run_child(const Node& child, const at::Tensor& x, ForwardState& state
   return state.record(child.name(), std::move(y));
 }
 
+bool ForwardState::holds(const at::Tensor& t) const {
+  for (const auto& [name, tap] : taps) {
+    if (tap.defined() && t.is_alias_of(tap)) return true;
+  }
+  return false;
+}
+
+at::Tensor run_chain(const std::vector<const Node*>& nodes, const at::Tensor& x, ForwardState& state, bool record) {
+  at::Tensor y = x;
+  bool fresh = false;  // y is an intermediate that only this chain holds
+  for (const Node* node : nodes) {
+    state.input_overwritable = fresh && !at::GradMode::is_enabled();
+    at::Tensor out = node->forward(y, state);
+    state.input_overwritable = false;
+    if (record) out = state.record(node->name(), std::move(out));
+    // A view of y (flatten) or y itself (dropout in eval) is as fresh as y was; anything else is new.
+    fresh = (out.is_alias_of(y) ? fresh : true) && !out.is_alias_of(x) && !state.holds(out);
+    y = std::move(out);
+    if (state.done) break;
+  }
+  return y;
+}
+
 Network::Network(std::string architecture, std::unique_ptr<Node> root, int num_classes)
     : architecture_(std::move(architecture)), root_(std::move(root)), num_classes_(num_classes) {}
 
@@ -245,9 +268,8 @@ at::Tensor Network::forward_from(const std::string& layer, const at::Tensor& act
   ForwardState state;
   state.relu_mode = relu_mode_;
   state.training = training_;
-  at::Tensor y = activation;
-  for (std::size_t i = position + 1; i < chain.size(); ++i) y = chain[i]->forward(y, state);
-  return y;
+  return run_chain(std::vector<const Node*>(chain.begin() + static_cast<std::ptrdiff_t>(position + 1), chain.end()),
+                   activation, state, /*record=*/false);
 }
 
 const Node* Network::find_node(const std::string& canonical_name) const {

@@ -95,6 +95,10 @@ at::Tensor relu_with_mode(const at::Tensor& x, ReluMode mode, double upper) {
 }
 
 at::Tensor ReLU::forward(const at::Tensor& x, ForwardState& state) const {
+  if (state.input_overwritable && !x.requires_grad()) {
+    at::Tensor y = x;
+    return at::relu_(y);
+  }
   return relu_with_mode(x, state.relu_mode, std::numeric_limits<double>::infinity());
 }
 

@@ -251,5 +251,45 @@ TEST_F(WeightsFile, NaNValuesAreRejected) {
   EXPECT_THROW(load_weights(*fresh, file), WeightsError);
 }
 
+// Without gradients a ReLU overwrites the batch norm output before it (one allocation less per layer),
+// but never a tensor that someone holds: a tap, a replacement, the caller's input or forward_from's
+// activation. The values are those of the out-of-place ReLU, bit for bit.
+TEST(Network, ReluInPlaceOverwritesOnlyWhatNoOneHolds) {
+  at::manual_seed(5);
+  auto net = build_fashion_vgg();
+  net->initialize_parameters();
+  const at::Tensor x = at::randn({2, 3, 64, 64});
+  const at::Tensor x_copy = x.clone();
+  at::Tensor reference;
+  {
+    // Grad mode on: no layer writes over its input.
+    reference = net->forward(x).logits.detach();
+  }
+  at::NoGradGuard no_grad;
+  EXPECT_TRUE(at::equal(net->forward(x).logits, reference));
+  EXPECT_TRUE(at::equal(x, x_copy));
+
+  ForwardRequest tapped;
+  tapped.taps = {"features.1", "features.5"};
+  const ForwardResult with_taps = net->forward(x, tapped);
+  EXPECT_LT(with_taps.taps.at("features.1").min().item<float>(), 0) << "the ReLU after a tap wrote over it";
+  EXPECT_LT(with_taps.taps.at("features.5").min().item<float>(), 0);
+  EXPECT_TRUE(at::equal(with_taps.logits, reference));
+
+  ForwardRequest replaced;
+  replaced.taps = {"features.1"};
+  const at::Tensor replacement = at::randn({2, 32, 64, 64});
+  const at::Tensor replacement_copy = replacement.clone();
+  replaced.replacements["features.1"] = replacement;
+  net->forward(x, replaced);
+  EXPECT_TRUE(at::equal(replacement, replacement_copy));
+
+  const at::Tensor activation = with_taps.taps.at("features.1").clone();
+  const at::Tensor activation_copy = activation.clone();
+  const at::Tensor from = net->forward_from("features.1", activation);
+  EXPECT_TRUE(at::equal(activation, activation_copy));
+  EXPECT_TRUE(at::equal(from, reference));
+}
+
 }  // namespace
 }  // namespace cnnvis

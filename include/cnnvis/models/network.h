@@ -186,8 +186,18 @@ struct ForwardState {
   std::map<std::string, at::Tensor> taps;
   std::size_t taps_remaining = 0;
   bool leaf_made = false;
+  // Set by a chain for one call of a child: the child's input is an intermediate of the chain that
+  // nothing else holds (not the chain's input, not a tap), and no gradient is recorded, so the child may
+  // write its output over it (ReLU in place: one allocation and page-fault pass less per layer).
+  bool input_overwritable = false;
   // Called by run_child with each child's output; may replace it (gradient leaf).
   at::Tensor record(const std::string& name, at::Tensor output);
+  // True when `t` shares storage with a recorded tap.
+  bool holds(const at::Tensor& t) const;
 };
+
+// Runs `nodes` in order on x, each output recorded (run_child), letting a node overwrite an intermediate
+// that only the chain holds (see ForwardState::input_overwritable). Stops when state.done.
+at::Tensor run_chain(const std::vector<const Node*>& nodes, const at::Tensor& x, ForwardState& state, bool record = true);
 
 }  // namespace cnnvis
