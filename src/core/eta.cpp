@@ -37,14 +37,19 @@ void EtaEstimator::observe(std::size_t done, double seconds) {
   while (recent_.size() > 2 && (seconds - recent_[1].second > 60.0 || recent_.size() > 4096)) recent_.pop_front();
 }
 
-double EtaEstimator::recent_rate(double window) const {
-  if (seconds_ < 0.1 || recent_.empty()) return 0;
+std::pair<std::size_t, double> EtaEstimator::sample_before(double window) const {
   // The newest sample at least `window` seconds old, else the oldest kept.
   auto from = recent_.front();
   for (const auto& sample : recent_) {
     if (seconds_ - sample.second < window) break;
     from = sample;
   }
+  return from;
+}
+
+double EtaEstimator::recent_rate(double window) const {
+  if (seconds_ < 0.1 || recent_.empty()) return 0;
+  const auto from = sample_before(window);
   const double span = seconds_ - from.second;
   return span > 0 ? static_cast<double>(done_ - from.first) / span : 0;
 }
@@ -77,11 +82,7 @@ double EtaEstimator::seconds_left() const {
   }
   // The fit says what the items left cost relative to each other; the last half minute says how fast
   // this machine goes now (another process may have taken a core since the start).
-  auto from = recent_.front();
-  for (const auto& sample : recent_) {
-    if (seconds_ - sample.second < kSpeedWindow) break;
-    from = sample;
-  }
+  const auto from = sample_before(kSpeedWindow);
   const double fitted = a * static_cast<double>(done_ - from.first) + b * sizes_between(from.first, done_);
   const double elapsed = seconds_ - from.second;
   const double speed = fitted > 0 && elapsed > 0 ? elapsed / fitted : 1.0;

@@ -31,6 +31,7 @@ class EtaEstimator {
   double seconds_left() const;
 
  private:
+  std::pair<std::size_t, double> sample_before(double window) const;  // (done, seconds) of the window's start
   double size_of(std::size_t i) const { return sizes_prefix_.empty() ? 1.0 : sizes_prefix_[i + 1] - sizes_prefix_[i]; }
   double sizes_between(std::size_t begin, std::size_t end) const {
     return sizes_prefix_.empty() ? static_cast<double>(end - begin) : sizes_prefix_[end] - sizes_prefix_[begin];
