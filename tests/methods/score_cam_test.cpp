@@ -121,6 +121,44 @@ TEST(ScoreCam, ImagesKeepTheirBitsOnBatchedKernels) {
   }
 }
 
+// Sparse maps: each channel of a real activation is kept only inside a box of its own (sizes from one cell
+// to most of the grid, some at the borders), so its mask is zero outside a box of the input. Those masked
+// inputs run on the incremental engine and give the logits of whole passes up to rounding.
+TEST(ScoreCam, SparseMasksGiveTheLogitsOfWholePasses) {
+  at::manual_seed(5);
+  auto net = build_fashion_vgg(10);
+  net->initialize_parameters();
+  net->set_training(false);
+  const at::Tensor x = at::rand({2, 3, 96, 96});
+  ForwardRequest request;
+  request.taps = {"features.10"};
+  at::NoGradGuard no_grad;
+  at::Tensor a = net->forward(x, request).taps.at("features.10").clone();
+  const int64_t channels = a.size(1), h = a.size(2), w = a.size(3);
+  ASSERT_GE(h, 8);
+  for (int64_t i = 0; i < a.size(0); ++i) {
+    for (int64_t k = 0; k < channels; ++k) {
+      const int64_t bh = 1 + (k * 3 + i) % (h - 1), bw = 1 + (k * 5 + 2 * i) % (w - 1);
+      const int64_t y = (k * 7 + i) % (h - bh + 1), x0 = (k * 11) % (w - bw + 1);
+      at::Tensor keep = at::zeros({h, w});
+      keep.narrow(0, y, bh).narrow(1, x0, bw).fill_(1);
+      a[i][k] = (a[i][k] + 0.1) * keep;  // positive in the box, so the support is the whole box
+    }
+  }
+  ScoreCamStats sparse_stats, whole_stats;
+  const at::Tensor sparse = score_cam_logits(*net, x, a, 6, {}, ScoreCamOptions{true}, &sparse_stats);
+  const at::Tensor whole = score_cam_logits(*net, x, a, 6, {}, ScoreCamOptions{false}, &whole_stats);
+  EXPECT_GT(sparse_stats.incremental_inputs, static_cast<std::size_t>(channels));  // most of both images'
+  EXPECT_GT(sparse_stats.whole_inputs, 0u);                                        // the large boxes
+  EXPECT_EQ(whole_stats.incremental_inputs, 0u);
+  EXPECT_EQ(whole_stats.whole_inputs, static_cast<std::size_t>(a.size(0) * channels));
+  const double scale = whole.abs().max().item<double>();
+  EXPECT_LT((sparse - whole).abs().max().item<double>(), 1e-5 * scale + 1e-6);
+  // A chunk's bits depend on the image alone, as on the whole-pass path.
+  const at::Tensor alone = score_cam_logits(*net, x.narrow(0, 1, 1), a.narrow(0, 1, 1), 6);
+  EXPECT_TRUE(at::equal(alone[0], sparse[1]));
+}
+
 TEST(ScoreCam, RunCamsOffersItAsAGradientFreeMethod) {
   LoadedModel model = tiny();
   CamRequest request;
