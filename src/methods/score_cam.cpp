@@ -1,6 +1,7 @@
 #include "cnnvis/methods/score_cam.h"
 
 #include <algorithm>
+#include <string>
 
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
@@ -141,21 +142,24 @@ at::Tensor score_cam_logits(const Network& net, const at::Tensor& x, const at::T
     }
     std::vector<Job>& box_jobs = boxed[static_cast<std::size_t>(i)];
     if (box_jobs.empty()) continue;
-    // Boxes of similar shape share a chunk: each chunk's tiles take the largest height and width in it.
+    // Boxes of similar size share a chunk, whose tiles take the largest height and width in it; a chunk
+    // closes early where that common box would pass kMaxBoxShare (a wide box beside a tall one).
     std::stable_sort(box_jobs.begin(), box_jobs.end(), [](const Job& l, const Job& r) {
-      return l.box.h != r.box.h ? l.box.h < r.box.h : l.box.w < r.box.w;
+      return l.box.h * l.box.w < r.box.h * r.box.w;
     });
     const ScopedBatchInvariantKernels kernels(!batched_onednn && !at::globalContext().userEnabledMkldnn());
     if (zero_acts.empty()) {
       zero_acts = incremental_occlusion::clean_pass(chain, at::zeros({1, x.size(1), height, width}, input.options()),
                                                     state);
     }
-    for (std::size_t start = 0; start < box_jobs.size(); start += step) {
-      const std::size_t end = std::min(box_jobs.size(), start + step);
+    const double max_area = kMaxBoxShare * static_cast<double>(height * width);
+    for (std::size_t start = 0, end = 0; start < box_jobs.size(); start = end) {
       incremental_occlusion::Regions regions;
-      for (std::size_t j = start; j < end; ++j) {
-        regions.h = std::max(regions.h, box_jobs[j].box.h);
-        regions.w = std::max(regions.w, box_jobs[j].box.w);
+      for (end = start; end < box_jobs.size() && end - start < step; ++end) {
+        const int64_t h = std::max(regions.h, box_jobs[end].box.h), w = std::max(regions.w, box_jobs[end].box.w);
+        if (end > start && static_cast<double>(h * w) > max_area) break;
+        regions.h = h;
+        regions.w = w;
       }
       std::vector<at::Tensor> values;
       std::vector<int64_t> rows;
@@ -181,8 +185,9 @@ at::Tensor score_cam_logits(const Network& net, const at::Tensor& x, const at::T
     stats_out->whole_inputs = total - constant_jobs.size() - boxed_count;
   }
   if (boxed_count > 0) {
-    spdlog::debug("scorecam: {} of {} masked inputs on the incremental engine (full computation from step {}: {})",
-                  boxed_count, total, stats.first_full, stats.reason);
+    const std::string from = stats.first_full < chain.size() ? "'" + chain[stats.first_full].node->name() + "'" : "none";
+    spdlog::debug("scorecam: {} of {} masked inputs on the incremental engine (earliest full computation: {}, {})",
+                  boxed_count, total, from, stats.reason);
   }
   return out.view({n, channels, -1});
 }
