@@ -71,9 +71,9 @@ struct ImageCams {
 // ablationcam). scorecam and ablationcam then run their perturbed copies once per layer (every target
 // class is read from the same logits). inputs: model inputs from prepare_model_input
 // (CV_32FC3 RGB [0, 1] at the card's size). Throws UsageError for an unknown or non-spatial layer, a bad
-// target, `cam` on a model without a global-average-pool + linear head at that layer, or `ablationcam` at
-// a layer the network cannot be run on from (inside a branch, or a TorchScript model), or `fullgrad` on a
-// TorchScript model.
+// target, `cam` on a model without a global-average-pool + linear head at that layer, or `fullgrad` on a
+// model without biased layers. `ablationcam` at a layer the network cannot be run on from (inside a branch,
+// or any layer of a TorchScript model) runs each ablated copy through the whole network instead.
 std::vector<ImageCams> run_cams(LoadedModel& model, const std::vector<cv::Mat>& inputs, const CamRequest& request);
 
 // Validates a request against a model without running it (so a CLI can fail fast); returns the
