@@ -26,12 +26,6 @@ std::uint64_t splitmix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
-bool has_parameters(const Node& node) {
-  std::vector<std::pair<std::string, at::Tensor*>> tensors;
-  const_cast<Node&>(node).collect_tensors(tensors, false);  // collect_tensors only lists pointers
-  return std::any_of(tensors.begin(), tensors.end(), [](const auto& t) { return t.second->defined(); });
-}
-
 std::vector<double> ranks(const cv::Mat& m) {
   const int n = static_cast<int>(m.total());
   const float* v = m.ptr<float>();
@@ -70,16 +64,15 @@ cv::Mat unit_range(const cv::Mat& m) {
 }  // namespace
 
 std::vector<std::vector<std::string>> randomisation_steps(const Network& net) {
-  if (!net.native()) throw UsageError("the randomisation test needs a native network, not a TorchScript module");
   std::vector<std::vector<std::string>> groups;  // definition order
   const Node* previous_leaf = nullptr;
   bool previous_grouped = false;
   for (const Node* node : net.nodes()) {
     if (!node->children().empty()) continue;
-    const bool params = has_parameters(*node);
+    const bool params = node->initializes_parameters();
     if (params) {
       const bool follows = previous_leaf != nullptr && previous_grouped &&
-                           dynamic_cast<const BatchNorm2d*>(node) != nullptr;
+                           node->type() == "BatchNorm2d";
       if (follows) {
         groups.back().push_back(node->name());
       } else {
@@ -176,6 +169,10 @@ RandomisationResult cascading_randomisation(LoadedModel& model, const std::vecto
   if (options.max_steps < 0) throw UsageError("randomisation steps must be >= 0 (0: every layer)");
   Network& net = model.network();
   auto steps = randomisation_steps(net);
+  if (steps.empty()) {
+    throw UsageError("model " + net.architecture() + " has no layer the randomisation test can re-initialise "
+                     "(Conv, Linear, BatchNorm, LayerNorm or GroupNorm modules with parameters)");
+  }
   if (options.max_steps > 0 && static_cast<int>(steps.size()) > options.max_steps) steps.resize(options.max_steps);
 
   // Inputs grouped by the class they explain, so that each group is one batch with a fixed target.

@@ -70,6 +70,12 @@ ReceptiveField adaptive_pool_field(const ReceptiveField& in, int output_size) {
 
 void Node::collect_tensors(std::vector<std::pair<std::string, at::Tensor*>>&, bool) {}
 
+bool Node::initializes_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor*>> tensors;
+  const_cast<Node*>(this)->collect_tensors(tensors, false);  // collect_tensors only lists pointers
+  return std::any_of(tensors.begin(), tensors.end(), [](const auto& t) { return t.second->defined(); });
+}
+
 at::Tensor ForwardState::record(const std::string& name, at::Tensor output) {
   if (request == nullptr) return output;
   const auto& wanted = request->taps;

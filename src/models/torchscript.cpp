@@ -1,5 +1,6 @@
 #include "cnnvis/models/torchscript.h"
 
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <set>
@@ -113,6 +114,42 @@ class ScriptModuleNode final : public Node {
     return out;
   }
   bool native() const override { return false; }
+  // PyTorch's own reset_parameters for the module types that have one here; other modules (a ConvNeXt
+  // block's layer scale, a user's custom module) keep their parameters in the randomisation test.
+  bool initializes_parameters() const override {
+    static const std::set<std::string> resettable = {"Conv1d", "Conv2d", "Conv3d", "Linear", "BatchNorm1d",
+                                                      "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm"};
+    if (resettable.count(type_) == 0) return false;
+    for (const auto& p : module_.named_parameters(/*recurse=*/false)) {
+      if (p.value.defined()) return true;
+    }
+    return false;
+  }
+  void initialize() override {
+    if (!initializes_parameters()) return;
+    at::NoGradGuard no_grad;
+    auto tensor = [&](const char* name) {
+      if (!module_.hasattr(name)) return at::Tensor();
+      const c10::IValue value = module_.attr(name);
+      return value.isTensor() ? value.toTensor() : at::Tensor();
+    };
+    at::Tensor weight = tensor("weight"), bias = tensor("bias");
+    if (type_.rfind("Conv", 0) == 0 || type_ == "Linear") {
+      // kaiming_uniform_(a = sqrt(5)) and the bias in the same bound: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+      if (!weight.defined() || weight.dim() < 2) return;
+      const double bound = 1.0 / std::sqrt(static_cast<double>(weight[0].numel()));
+      weight.uniform_(-bound, bound);
+      if (bias.defined()) bias.uniform_(-bound, bound);
+      return;
+    }
+    // Normalisation layers: the identity affine map, and for batch norm fresh running statistics.
+    if (weight.defined()) weight.fill_(1.0);
+    if (bias.defined()) bias.zero_();
+    at::Tensor mean = tensor("running_mean"), var = tensor("running_var"), count = tensor("num_batches_tracked");
+    if (mean.defined()) mean.zero_();
+    if (var.defined()) var.fill_(1.0);
+    if (count.defined()) count.zero_();
+  }
   at::Tensor conv_weight() const override {
     if (type_ != "Conv2d" || !module_.hasattr("weight")) return {};
     const auto weight = module_.attr("weight");

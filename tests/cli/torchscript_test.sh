@@ -45,6 +45,11 @@ for model in "$r18" "$mb3"; do
 done
 run tsne "$cnnvis" tsne --model "$r18" --layer avgpool --perplexity 1 "$images" -o "$tmp/r18/tsne"
 run predict "$cnnvis" predict --model "$r18" "$images" -o "$tmp/r18/pred"
+# The randomisation test re-draws modules top first, a batch norm with the convolution before it.
+run randomisation "$cnnvis" evaluate --model "$r18" --methods saliency --steps 8 --no-curves --randomisation \
+  --randomisation-steps 2 "$images" -o "$tmp/r18/rand"
+steps=$(json "$tmp/r18/rand/evaluation.json" "'|'.join(d['methods']['saliency']['randomisation']['steps'])")
+[[ $steps == "fc|layer4.1.conv2+layer4.1.bn2" ]] || fail "randomisation steps on r18: $steps"
 run rise "$cnnvis" rise --model "$r18" --masks 16 --cells 4 "$images" -o "$tmp/r18/rise"
 run atlas "$cnnvis" atlas --model "$r18" --layer avgpool --grid 2 --min-count 1 --perplexity 1 --iterations 100 --no-icons \
   "$images" -o "$tmp/r18/atlas"

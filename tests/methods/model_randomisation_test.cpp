@@ -2,15 +2,19 @@
 // BatchNorm with its convolution), re-initialisation that changes the logits and a restore that gives the
 // same bytes back, and a seeded cascade that leaves the model as it was.
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <opencv2/core.hpp>
+#include <torch/script.h>
 
 #include "cnnvis/core/errors.h"
 #include "cnnvis/methods/model_randomisation.h"
 #include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
+#include "support/temp_dir.h"
 #include "tiny_models.h"
 
 namespace cnnvis {
@@ -136,6 +140,91 @@ TEST(Randomisation, CascadeIsSeededAndLeavesTheModelUnchanged) {
   // The explanation of the intact model is recomputed unchanged after the cascade.
   const auto again = explain(model, inputs, "saliency");
   for (std::size_t i = 0; i < inputs.size(); ++i) EXPECT_EQ(cv::norm(again[i].map, original[i].map, cv::NORM_INF), 0.0);
+}
+
+
+// A TorchScript model saved from C++: conv -> batch norm -> ReLU -> mean -> linear, each a submodule whose
+// class name is the torch.nn type it imitates (the loader types modules by their class name).
+std::string save_script_model(const std::string& path) {
+  at::manual_seed(11);
+  torch::jit::Module conv("Conv2d");
+  conv.register_parameter("weight", at::randn({4, 3, 3, 3}), false);
+  conv.register_parameter("bias", at::randn({4}), false);
+  conv.define("def forward(self, x):\n    return torch.conv2d(x, self.weight, self.bias, [1, 1], [1, 1])\n");
+  torch::jit::Module bn("BatchNorm2d");
+  bn.register_parameter("weight", at::rand({4}) + 0.5, false);
+  bn.register_parameter("bias", at::randn({4}), false);
+  bn.register_buffer("running_mean", at::randn({4}));
+  bn.register_buffer("running_var", at::rand({4}) + 0.5);
+  bn.register_buffer("num_batches_tracked", at::full({}, 7, at::kLong));
+  bn.define("def forward(self, x):\n    return torch.batch_norm(x, self.weight, self.bias, self.running_mean, "
+            "self.running_var, False, 0.1, 1e-05, False)\n");
+  torch::jit::Module fc("Linear");
+  fc.register_parameter("weight", at::randn({5, 4}), false);
+  fc.register_parameter("bias", at::randn({5}), false);
+  fc.define("def forward(self, x):\n    return torch.addmm(self.bias, x, self.weight.t())\n");
+  torch::jit::Module net("Net");
+  net.register_module("conv", conv);
+  net.register_module("bn", bn);
+  net.register_module("fc", fc);
+  net.define("def forward(self, x):\n    return self.fc.forward(torch.relu(self.bn.forward(self.conv.forward(x))).mean([2, 3]))\n");
+  net.save(path);
+  return path;
+}
+
+TEST(Randomisation, TorchScriptModulesAreStepsAndGetPyTorchsResetRules) {
+  testing::TempDir dir;
+  ModelLoadOptions options;
+  options.model = save_script_model(dir / "net.pt");
+  LoadedModel model = LoadedModel::load(options);
+  Network& net = model.network();
+  const auto steps = randomisation_steps(net);
+  ASSERT_EQ(steps.size(), 2u);
+  EXPECT_EQ(steps[0], std::vector<std::string>{"fc"});
+  EXPECT_EQ(steps[1], (std::vector<std::string>{"conv", "bn"}));
+
+  at::manual_seed(5);
+  const at::Tensor x = at::rand({2, 3, 16, 16});
+  const at::Tensor before = logits_of(model, x);
+  auto tensor = [&](const std::string& name) {
+    for (auto& [key, t] : net.named_tensors(true)) {
+      if (key == name) return t->clone();
+    }
+    ADD_FAILURE() << "no tensor " << name;
+    return at::Tensor();
+  };
+  {
+    ParameterSnapshot snapshot(net);
+    reinitialize_layers(net, steps[1], 3);
+    // The graph reads the module's tensors: the logits change.
+    EXPECT_FALSE(at::allclose(logits_of(model, x), before));
+    // kaiming_uniform_(a = sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = 3 * 3 * 3, bias alike.
+    const double bound = 1.0 / std::sqrt(27.0);
+    const at::Tensor w = tensor("conv.weight"), b = tensor("conv.bias");
+    EXPECT_LE(w.abs().max().item<double>(), bound);
+    EXPECT_GT(w.abs().max().item<double>(), 0.8 * bound);  // drawn over the whole range (108 values)
+    EXPECT_LE(b.abs().max().item<double>(), bound);
+    EXPECT_TRUE(at::equal(tensor("bn.weight"), at::ones({4})));
+    EXPECT_TRUE(at::equal(tensor("bn.bias"), at::zeros({4})));
+    EXPECT_TRUE(at::equal(tensor("bn.running_mean"), at::zeros({4})));
+    EXPECT_TRUE(at::equal(tensor("bn.running_var"), at::ones({4})));
+    EXPECT_EQ(tensor("bn.num_batches_tracked").item<int64_t>(), 0);
+  }
+  EXPECT_TRUE(at::equal(logits_of(model, x), before));  // restored in place
+
+  std::vector<cv::Mat> inputs;
+  cv::RNG rng(4);
+  for (int i = 0; i < 2; ++i) {
+    cv::Mat m(model.card().input_height, model.card().input_width, CV_32FC3);
+    rng.fill(m, cv::RNG::UNIFORM, 0.0, 1.0);
+    inputs.push_back(m);
+  }
+  const auto original = explain(model, inputs, "saliency");
+  const auto result = cascading_randomisation(model, inputs, "saliency", original);
+  EXPECT_EQ(result.steps, (std::vector<std::string>{"fc", "conv+bn"}));
+  EXPECT_TRUE(at::equal(logits_of(model, x), before));
+  // With every layer re-drawn the saliency map is no longer the original one.
+  EXPECT_LT(result.spearman[1][0], 0.99f);
 }
 
 }  // namespace

@@ -6,8 +6,9 @@
 // what the network learned shows correlations falling towards 0; an edge detector stays high.
 //
 // A step is one layer with parameters (Conv2d, Linear, ...); a BatchNorm2d right after a layer with
-// parameters belongs to that layer's step. Re-initialisation uses the layer's own initialize() (the
-// default initialisation used for training) with LibTorch's generator seeded from (seed, step), so the
+// parameters belongs to that layer's step. Re-initialisation uses the layer's own initialize() (native
+// layers: the initialisation used for training; TorchScript modules: PyTorch's reset_parameters for
+// Conv, Linear, BatchNorm, LayerNorm and GroupNorm, the only module types that are steps there) with LibTorch's generator seeded from (seed, step), so the
 // random weights are the same for every method and run; the default CPU generator's state is put back
 // afterwards. Every parameter and buffer is copied first and restored afterwards, also when a method throws:
 // the model is unchanged for later use.
@@ -38,8 +39,8 @@ struct RandomisationResult {
   std::vector<std::vector<float>> ssim;         // [step][input]: SSIM of the maps min-max scaled to [0, 1]
 };
 
-// The randomisation steps of a native network, top (logits) first; each entry lists the canonical names
-// of the layers re-initialised together at that step. Throws UsageError for a TorchScript network.
+// The randomisation steps of a network, top (logits) first (definition order reversed); each entry lists
+// the canonical names of the layers re-initialised together at that step.
 std::vector<std::vector<std::string>> randomisation_steps(const Network& net);
 
 // Re-initialises the named layers with their default initialisation, seeded.
@@ -68,8 +69,8 @@ float spearman_correlation(const cv::Mat& a, const cv::Mat& b);
 float map_ssim(const cv::Mat& a, const cv::Mat& b);
 
 // Runs the cascade for one method. original[i]: the method's explanation of inputs[i] on the intact
-// model (its target is the class explained at every step). Throws UsageError for a TorchScript network
-// or mismatched sizes.
+// model (its target is the class explained at every step). Throws UsageError for a network without
+// steps or mismatched sizes.
 RandomisationResult cascading_randomisation(LoadedModel& model, const std::vector<cv::Mat>& inputs,
                                             const std::string& method, const std::vector<Explanation>& original,
                                             const RandomisationOptions& options = {});

@@ -72,6 +72,9 @@ class Node {
                                bool include_buffers);
   // Fills parameters and buffers with their initial values (layers allocate without initialising).
   virtual void initialize() {}
+  // Whether initialize() draws parameters of this node itself (the randomisation test re-draws such
+  // layers); by default, whether collect_tensors lists any.
+  virtual bool initializes_parameters() const;
   // Direct children (containers); leaves have none.
   virtual std::vector<Node*> children() const { return {}; }
   // Receptive field after this node given the field of its input.
