@@ -105,10 +105,10 @@ at::Tensor score_cam_logits(const Network& net, const at::Tensor& x, const at::T
     const at::Tensor mask = (upsampled(i, k) - job.low) / (job.high - job.low + 1e-8);
     return input[i] * mask.to(input.dtype());
   };
-  // Sparse masks (where a channel's map is zero over part of the grid, as ReLU maps of trained networks
-  // mostly are): outside its support box the masked input is zero, so it differs from an all-zero image
-  // only inside the box. The occlusion engine then recomputes each layer only where the box reaches, from
-  // the all-zero image's cached activations, until the region covers the map.
+  // Sparse masks (where a channel's map is zero over part of the grid, as ReLU maps often are): outside
+  // its support box the masked input is zero, so it differs from an all-zero image only inside the box.
+  // The occlusion engine then recomputes each layer only where the box reaches, from the all-zero
+  // image's cached activations, until the region covers the map.
   std::vector<at::Tensor> zero_acts;
   incremental_occlusion::ChainStats stats;
   ForwardState state;
