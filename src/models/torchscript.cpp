@@ -128,12 +128,7 @@ class ScriptModuleNode final : public Node {
   void initialize() override {
     if (!initializes_parameters()) return;
     at::NoGradGuard no_grad;
-    auto tensor = [&](const char* name) {
-      if (!module_.hasattr(name)) return at::Tensor();
-      const c10::IValue value = module_.attr(name);
-      return value.isTensor() ? value.toTensor() : at::Tensor();
-    };
-    at::Tensor weight = tensor("weight"), bias = tensor("bias");
+    at::Tensor weight = tensor_attr("weight"), bias = tensor_attr("bias");
     if (type_.rfind("Conv", 0) == 0 || type_ == "Linear") {
       // kaiming_uniform_(a = sqrt(5)) and the bias in the same bound: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
       if (!weight.defined() || weight.dim() < 2) return;
@@ -145,29 +140,29 @@ class ScriptModuleNode final : public Node {
     // Normalisation layers: the identity affine map, and for batch norm fresh running statistics.
     if (weight.defined()) weight.fill_(1.0);
     if (bias.defined()) bias.zero_();
-    at::Tensor mean = tensor("running_mean"), var = tensor("running_var"), count = tensor("num_batches_tracked");
+    at::Tensor mean = tensor_attr("running_mean"), var = tensor_attr("running_var");
+    at::Tensor count = tensor_attr("num_batches_tracked");
     if (mean.defined()) mean.zero_();
     if (var.defined()) var.fill_(1.0);
     if (count.defined()) count.zero_();
   }
   at::Tensor conv_weight() const override {
-    if (type_ != "Conv2d" || !module_.hasattr("weight")) return {};
-    const auto weight = module_.attr("weight");
-    return weight.isTensor() && weight.toTensor().dim() == 4 ? weight.toTensor() : at::Tensor();
+    if (type_ != "Conv2d") return {};
+    const at::Tensor weight = tensor_attr("weight");
+    return weight.defined() && weight.dim() == 4 ? weight : at::Tensor();
   }
   at::Tensor channel_bias() const override {
     at::NoGradGuard no_grad;
     if (type_ == "Conv2d") {
-      if (!module_.hasattr("bias")) return {};
-      const auto bias = module_.attr("bias");
-      return bias.isTensor() && bias.toTensor().dim() == 1 ? bias.toTensor().detach() : at::Tensor();
+      const at::Tensor bias = tensor_attr("bias");
+      return bias.defined() && bias.dim() == 1 ? bias.detach() : at::Tensor();
     }
-    if (type_ != "BatchNorm2d" || !module_.hasattr("running_mean")) return {};
-    const auto mean = module_.attr("running_mean");
-    if (!mean.isTensor() || mean.toTensor().dim() != 1) return {};
+    if (type_ != "BatchNorm2d") return {};
+    const at::Tensor mean = tensor_attr("running_mean");
+    if (!mean.defined() || mean.dim() != 1) return {};
     // The module's own forward on a zero input: a traced batch norm keeps eps only inside its graph.
     try {
-      const at::Tensor zero = at::zeros({1, mean.toTensor().size(0), 1, 1}, mean.toTensor().options());
+      const at::Tensor zero = at::zeros({1, mean.size(0), 1, 1}, mean.options());
       const c10::IValue out = const_cast<jit::Module&>(module_).forward({zero});
       if (out.isTensor() && out.toTensor().numel() == zero.numel()) return out.toTensor().detach().flatten();
     } catch (const c10::Error& e) {
@@ -185,6 +180,14 @@ class ScriptModuleNode final : public Node {
   std::vector<std::unique_ptr<ScriptModuleNode>> children_;
 
  private:
+  // The module's own tensor attribute `name` (sharing storage with it); undefined when absent, None or
+  // not a tensor.
+  at::Tensor tensor_attr(const char* name) const {
+    if (!module_.hasattr(name)) return {};
+    const c10::IValue value = module_.attr(name);
+    return value.isTensor() ? value.toTensor() : at::Tensor();
+  }
+
   jit::Module module_;
 };
 
