@@ -53,9 +53,12 @@ at::Tensor score_cam_logits(const Network& net, const at::Tensor& x, const at::T
   const std::size_t total = static_cast<std::size_t>(n * channels);
 
   at::Tensor out;  // (N * C) x classes, filled row by row
+  std::size_t done = 0;
   auto store = [&](const at::Tensor& rows, const std::vector<int64_t>& jobs) {
     if (!out.defined()) out = at::zeros({n * channels, rows.size(1)}, rows.options().dtype(at::kFloat));
     out.index_copy_(0, at::tensor(jobs, at::kLong).to(out.device()), rows.to(at::kFloat));
+    done += jobs.size();
+    if (progress) progress(done, total, "scorecam");
   };
   // One channel at a time: all of an image's upsampled maps at once would take C x H x W floats (100 MB
   // for VGG16's 512 x 224 x 224). A first pass finds each map's range and the box of its support, so that
@@ -89,15 +92,12 @@ at::Tensor score_cam_logits(const Network& net, const at::Tensor& x, const at::T
       (engine && small ? boxed : whole)[static_cast<std::size_t>(i)].push_back(std::move(job));
     }
   }
-  std::size_t done = 0;
   if (!constant_jobs.empty()) {
     // A constant map normalises to zero everywhere: every such channel masks the input to all zeros.
     const at::Tensor zero_logits = net.forward(at::zeros_like(input[0]).unsqueeze(0)).logits;
     store(zero_logits.expand({static_cast<int64_t>(constant_jobs.size()), zero_logits.size(1)}), constant_jobs);
     spdlog::debug("scorecam: {} of {} channel maps constant, one masked input for all of them", constant_jobs.size(),
                   total);
-    done = constant_jobs.size();
-    if (progress) progress(done, total, "scorecam");
   }
   auto masked_input = [&](const Job& job) {
     const int64_t i = job.index / channels, k = job.index % channels;
@@ -120,6 +120,7 @@ at::Tensor score_cam_logits(const Network& net, const at::Tensor& x, const at::T
   // oneDNN's batched convolutions (1.5x LibTorch's per-image path on VGG16) where the CLI asks for
   // batch-invariant kernels: a chunk's bits depend only on the image and batch_size.
   const bool batched_onednn = input.device().is_cpu() && per_image_onednn();
+  const bool batch_invariant_kernels = !batched_onednn && !at::globalContext().userEnabledMkldnn();
   const std::size_t step = static_cast<std::size_t>(batch_size);
   for (int64_t i = 0; i < n; ++i) {
     const std::vector<Job>& full_jobs = whole[static_cast<std::size_t>(i)];
@@ -133,12 +134,10 @@ at::Tensor score_cam_logits(const Network& net, const at::Tensor& x, const at::T
       }
       at::Tensor logits;
       {
-        const ScopedBatchInvariantKernels kernels(!batched_onednn && !at::globalContext().userEnabledMkldnn());
+        const ScopedBatchInvariantKernels kernels(batch_invariant_kernels);
         logits = net.forward(at::stack(masked)).logits;
       }
       store(logits, rows);
-      done += end - start;
-      if (progress) progress(done, total, "scorecam");
     }
     std::vector<Job>& box_jobs = boxed[static_cast<std::size_t>(i)];
     if (box_jobs.empty()) continue;
@@ -147,7 +146,7 @@ at::Tensor score_cam_logits(const Network& net, const at::Tensor& x, const at::T
     std::stable_sort(box_jobs.begin(), box_jobs.end(), [](const Job& l, const Job& r) {
       return l.box.h * l.box.w < r.box.h * r.box.w;
     });
-    const ScopedBatchInvariantKernels kernels(!batched_onednn && !at::globalContext().userEnabledMkldnn());
+    const ScopedBatchInvariantKernels kernels(batch_invariant_kernels);
     if (zero_acts.empty()) {
       zero_acts = incremental_occlusion::clean_pass(chain, at::zeros({1, x.size(1), height, width}, input.options()),
                                                     state);
@@ -174,9 +173,7 @@ at::Tensor score_cam_logits(const Network& net, const at::Tensor& x, const at::T
       }
       regions.values = at::stack(values);
       store(incremental_occlusion::incremental_logits(chain, zero_acts, std::move(regions), state, stats), rows);
-      done += end - start;
       boxed_count += end - start;
-      if (progress) progress(done, total, "scorecam");
     }
   }
   if (stats_out) {
