@@ -12,7 +12,6 @@
 
 #include "cnnvis/core/errors.h"
 #include "cnnvis/core/text.h"
-#include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
 
 namespace cnnvis {

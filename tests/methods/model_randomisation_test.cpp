@@ -167,7 +167,8 @@ std::string save_script_model(const std::string& path) {
   net.register_module("conv", conv);
   net.register_module("bn", bn);
   net.register_module("fc", fc);
-  net.define("def forward(self, x):\n    return self.fc.forward(torch.relu(self.bn.forward(self.conv.forward(x))).mean([2, 3]))\n");
+  net.define("def forward(self, x):\n"
+             "    return self.fc.forward(torch.relu(self.bn.forward(self.conv.forward(x))).mean([2, 3]))\n");
   net.save(path);
   return path;
 }

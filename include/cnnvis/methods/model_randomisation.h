@@ -8,10 +8,10 @@
 // A step is one layer with parameters (Conv2d, Linear, ...); a BatchNorm2d right after a layer with
 // parameters belongs to that layer's step. Re-initialisation uses the layer's own initialize() (native
 // layers: the initialisation used for training; TorchScript modules: PyTorch's reset_parameters for
-// Conv, Linear, BatchNorm, LayerNorm and GroupNorm, the only module types that are steps there) with LibTorch's generator seeded from (seed, step), so the
-// random weights are the same for every method and run; the default CPU generator's state is put back
-// afterwards. Every parameter and buffer is copied first and restored afterwards, also when a method throws:
-// the model is unchanged for later use.
+// Conv, Linear, BatchNorm, LayerNorm and GroupNorm, the only module types that are steps there) with
+// LibTorch's generator seeded from (seed, step), so the random weights are the same for every method
+// and run; the default CPU generator's state is put back afterwards. Every parameter and buffer is copied
+// first and restored afterwards, also when a method throws: the model is unchanged for later use.
 #pragma once
 
 #include <cstdint>
