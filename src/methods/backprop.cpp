@@ -9,6 +9,7 @@
 
 #include "cnnvis/core/errors.h"
 #include "cnnvis/methods/lrp.h"
+#include "cnnvis/models/torchscript.h"
 #include "cnnvis/methods/prediction_util.h"
 #include "cnnvis/methods/tensor_image.h"
 #include "cnnvis/models/network.h"
@@ -147,12 +148,10 @@ std::vector<BackpropResult> run_backprop(LoadedModel& model, const std::vector<c
 }
 
 void check_backprop_request(const LoadedModel& model, const BackpropOptions& options) {
-  if (lrp_preset_of(options.mode) && !model.network().native()) {
-    throw UsageError(std::string(backprop_mode_name(options.mode)) + " walks the network's layers one by one; " +
-                     model.network().architecture() + " is a TorchScript model, which runs as one graph " +
-                     "(use guided, deconv or vanilla)");
-  }
-  if (lrp_preset_of(options.mode) && !(options.lrp_epsilon > 0)) throw UsageError("the LRP epsilon must be > 0");
+  if (!lrp_preset_of(options.mode)) return;
+  if (!(options.lrp_epsilon > 0)) throw UsageError("the LRP epsilon must be > 0");
+  // A TorchScript operator without a rule fails the request before any image is read.
+  if (!model.network().native()) check_script_relevance(model.network());
 }
 
 cv::Mat gradient_to_display(const cv::Mat& gradient_rgb) {

@@ -8,6 +8,7 @@
 #include "cnnvis/core/errors.h"
 #include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
+#include "cnnvis/models/torchscript.h"
 
 namespace cnnvis {
 
@@ -19,6 +20,8 @@ at::Tensor stabilised(const at::Tensor& z, double stab) { return z + stab * (2 *
 // W^T s for the linear map `apply` (x -> W x) at x, by autograd: the gradient of sum(apply(x) * s).
 template <typename Apply>
 at::Tensor transpose_apply(const Apply& apply, const at::Tensor& x, const at::Tensor& s) {
+  // Also inside a TorchScript graph's backward pass (script_relevance), where gradients are off.
+  at::AutoGradMode grad_mode(true);
   at::Tensor leaf = x.detach().requires_grad_(true);
   at::Tensor z = apply(leaf);
   z.backward(s.detach());
@@ -27,27 +30,28 @@ at::Tensor transpose_apply(const Apply& apply, const at::Tensor& x, const at::Te
 
 // A convolution or linear layer as weight and bias (a batch norm after a convolution folded in).
 struct Affine {
-  const Node* node = nullptr;
-  at::Tensor weight, bias;  // bias may be undefined
-  bool conv = false;
-  int stride = 1, padding = 0;
+  const Node* node = nullptr;  // the native layer; nullptr in a TorchScript graph
+  AffineLayer layer;
   at::Tensor apply(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
-    return conv ? at::conv2d(x, w, b, stride, padding) : at::linear(x, w, b);
+    if (!layer.conv) return at::linear(x, w, b);
+    return at::convolution(x, w, b, layer.stride, layer.padding, layer.dilation, false,
+                           std::vector<std::int64_t>(layer.stride.size(), 0), layer.groups);
   }
 };
 
 Affine affine_of(const Node& node) {
   Affine a;
   a.node = &node;
+  AffineLayer& l = a.layer;
   if (auto* conv = dynamic_cast<const Conv2d*>(&node)) {
-    a.weight = conv->weight.detach();
-    a.bias = conv->bias.defined() ? conv->bias.detach() : at::Tensor();
-    a.conv = true;
-    a.stride = conv->stride;
-    a.padding = conv->padding;
+    l.weight = conv->weight.detach();
+    l.bias = conv->bias.defined() ? conv->bias.detach() : at::Tensor();
+    l.conv = true;
+    l.stride = {conv->stride, conv->stride};
+    l.padding = {conv->padding, conv->padding};
   } else if (auto* linear = dynamic_cast<const Linear*>(&node)) {
-    a.weight = linear->weight.detach();
-    a.bias = linear->bias.defined() ? linear->bias.detach() : at::Tensor();
+    l.weight = linear->weight.detach();
+    l.bias = linear->bias.defined() ? linear->bias.detach() : at::Tensor();
   }
   return a;
 }
@@ -55,10 +59,51 @@ Affine affine_of(const Node& node) {
 // conv -> batch norm (eval) as one convolution: W' = W * g, b' = (b - mean) * g + beta, g = gamma / sqrt(var + eps).
 Affine merged(Affine conv, const BatchNorm2d& bn) {
   const at::Tensor g = bn.weight.detach() / at::sqrt(bn.running_var.detach() + bn.eps);
-  const at::Tensor b = conv.bias.defined() ? conv.bias : at::zeros_like(g);
-  conv.weight = conv.weight * g.view({-1, 1, 1, 1});
-  conv.bias = (b - bn.running_mean.detach()) * g + bn.bias.detach();
+  AffineLayer& l = conv.layer;
+  const at::Tensor b = l.bias.defined() ? l.bias : at::zeros_like(g);
+  l.weight = l.weight * g.view({-1, 1, 1, 1});
+  l.bias = (b - bn.running_mean.detach()) * g + bn.bias.detach();
   return conv;
+}
+
+// Relevance at the input x of an affine layer from the relevance r at its output, by the preset's rule
+// for it (`first`: the network's first convolution).
+at::Tensor affine_relevance(const Affine& a, bool first, const at::Tensor& x, const at::Tensor& r,
+                            const LrpOptions& options) {
+  const double stab = options.epsilon;
+  const LrpPreset preset = options.preset;
+  const at::Tensor& w = a.layer.weight;
+  auto linear_map = [&a](const at::Tensor& weight) {
+    return [&a, weight](const at::Tensor& in) { return a.apply(in, weight, {}); };
+  };
+  if (first && preset == LrpPreset::epsilon_plus_flat) {
+    // Flat: every input of an output's window gets an equal share (weights 1, inputs 1).
+    const at::Tensor ones_w = at::ones_like(w);
+    const at::Tensor ones_x = at::ones_like(x);
+    const at::Tensor z = a.apply(ones_x, ones_w, {});
+    return transpose_apply(linear_map(ones_w), ones_x, r / stabilised(z, stab));
+  }
+  if (first && preset == LrpPreset::epsilon_plus_box) {
+    if (!options.low.defined() || !options.high.defined()) throw UsageError("LRP z-box needs input bounds");
+    const at::Tensor wp = w.clamp_min(0), wn = w.clamp_max(0);
+    const at::Tensor low = (options.low.to(x.device(), x.scalar_type()) * at::ones_like(x));
+    const at::Tensor high = (options.high.to(x.device(), x.scalar_type()) * at::ones_like(x));
+    const at::Tensor z = a.apply(x, w, {}) - a.apply(low, wp, {}) - a.apply(high, wn, {});
+    const at::Tensor s = r / stabilised(z, stab);
+    return x * transpose_apply(linear_map(w), x, s) - low * transpose_apply(linear_map(wp), low, s) -
+           high * transpose_apply(linear_map(wn), high, s);
+  }
+  const bool plus = a.layer.conv && preset != LrpPreset::epsilon;
+  if (plus) {
+    // z+: positive contributions only (positive weights on positive inputs, negative on negative).
+    const at::Tensor wp = w.clamp_min(0), wn = w.clamp_max(0);
+    const at::Tensor xp = x.clamp_min(0), xn = x.clamp_max(0);
+    const at::Tensor z = a.apply(xp, wp, {}) + a.apply(xn, wn, {});
+    const at::Tensor s = r / stabilised(z, stab);
+    return xp * transpose_apply(linear_map(wp), xp, s) + xn * transpose_apply(linear_map(wn), xn, s);
+  }
+  const at::Tensor z = a.apply(x, w, a.layer.bias);
+  return x * transpose_apply(linear_map(w), x, r / stabilised(z, options.epsilon));
 }
 
 class Propagator {
@@ -129,38 +174,7 @@ class Propagator {
   }
 
   at::Tensor affine(const Affine& a, const at::Tensor& x, const at::Tensor& r) {
-    const double stab = options_.epsilon;
-    const bool first = a.node == first_conv_;
-    const LrpPreset preset = options_.preset;
-    auto linear_map = [&](const at::Tensor& w) { return [&a, w](const at::Tensor& in) { return a.apply(in, w, {}); }; };
-    if (first && preset == LrpPreset::epsilon_plus_flat) {
-      // Flat: every input of an output's window gets an equal share (weights 1, inputs 1).
-      const at::Tensor ones_w = at::ones_like(a.weight);
-      const at::Tensor ones_x = at::ones_like(x);
-      const at::Tensor z = a.apply(ones_x, ones_w, {});
-      return transpose_apply(linear_map(ones_w), ones_x, r / stabilised(z, stab));
-    }
-    if (first && preset == LrpPreset::epsilon_plus_box) {
-      if (!options_.low.defined() || !options_.high.defined()) throw UsageError("LRP z-box needs input bounds");
-      const at::Tensor wp = a.weight.clamp_min(0), wn = a.weight.clamp_max(0);
-      const at::Tensor low = (options_.low.to(x.device(), x.scalar_type()) * at::ones_like(x));
-      const at::Tensor high = (options_.high.to(x.device(), x.scalar_type()) * at::ones_like(x));
-      const at::Tensor z = a.apply(x, a.weight, {}) - a.apply(low, wp, {}) - a.apply(high, wn, {});
-      const at::Tensor s = r / stabilised(z, stab);
-      return x * transpose_apply(linear_map(a.weight), x, s) - low * transpose_apply(linear_map(wp), low, s) -
-             high * transpose_apply(linear_map(wn), high, s);
-    }
-    const bool plus = a.conv && preset != LrpPreset::epsilon;
-    if (plus) {
-      // z+: positive contributions only (positive weights on positive inputs, negative on negative).
-      const at::Tensor wp = a.weight.clamp_min(0), wn = a.weight.clamp_max(0);
-      const at::Tensor xp = x.clamp_min(0), xn = x.clamp_max(0);
-      const at::Tensor z = a.apply(xp, wp, {}) + a.apply(xn, wn, {});
-      const at::Tensor s = r / stabilised(z, stab);
-      return xp * transpose_apply(linear_map(wp), xp, s) + xn * transpose_apply(linear_map(wn), xn, s);
-    }
-    const at::Tensor z = a.apply(x, a.weight, a.bias);
-    return x * transpose_apply(linear_map(a.weight), x, r / stabilised(z, options_.epsilon));
+    return affine_relevance(a, a.node == first_conv_, x, r, options_);
   }
 
   const LrpOptions& options_;
@@ -171,11 +185,20 @@ class Propagator {
 }  // namespace
 
 at::Tensor lrp_relevance(const Network& net, const at::Tensor& x, const at::Tensor& classes, const LrpOptions& options) {
-  if (!net.native()) {
-    throw UsageError("LRP walks the network's layers one by one; " + net.architecture() +
-                     " is a TorchScript model, which runs as one graph (use guided backprop, saliency or a CAM)");
-  }
   if (net.training()) throw UsageError("LRP needs the network in eval mode");
+  if (!net.native()) {
+    if (options.preset == LrpPreset::epsilon_plus_box && (!options.low.defined() || !options.high.defined())) {
+      throw UsageError("LRP z-box needs input bounds");
+    }
+    RelevanceRules rules;
+    rules.epsilon = options.epsilon;
+    rules.affine = [&options](const AffineLayer& layer, const at::Tensor& in, const at::Tensor& r) {
+      Affine a;
+      a.layer = layer;
+      return affine_relevance(a, layer.conv && layer.index == 0, in, r, options);
+    };
+    return script_relevance(net, x.detach(), classes, rules).detach();
+  }
   at::AutoGradMode grad_mode(true);
   const at::Tensor input = x.detach();
   at::Tensor logits;

@@ -28,6 +28,22 @@ jit::Symbol relu_symbol() {
   static const jit::Symbol symbol = jit::Symbol::fromQualString("cnnvis::relu");
   return symbol;
 }
+jit::Symbol lrp_conv_symbol() {
+  static const jit::Symbol symbol = jit::Symbol::fromQualString("cnnvis::lrp_conv");
+  return symbol;
+}
+jit::Symbol lrp_linear_symbol() {
+  static const jit::Symbol symbol = jit::Symbol::fromQualString("cnnvis::lrp_linear");
+  return symbol;
+}
+jit::Symbol lrp_input_symbol() {
+  static const jit::Symbol symbol = jit::Symbol::fromQualString("cnnvis::lrp_input");
+  return symbol;
+}
+jit::Symbol lrp_output_symbol() {
+  static const jit::Symbol symbol = jit::Symbol::fromQualString("cnnvis::lrp_output");
+  return symbol;
+}
 
 namespace {
 
@@ -453,6 +469,259 @@ TapFields tap_fields(const PreparedGraph& prepared, const jit::Module& module, i
     }
   }
   return result;
+}
+
+namespace {
+
+// Whether a value of this type can hold a tensor (a tensor, a list or tuple of them, an optional one).
+bool carries_tensor(const c10::TypePtr& type) {
+  switch (type->kind()) {
+    case c10::TypeKind::TensorType: return true;
+    case c10::TypeKind::ListType:
+    case c10::TypeKind::OptionalType:
+    case c10::TypeKind::TupleType:
+      for (const auto& inner : type->containedTypes()) {
+        if (carries_tensor(inner)) return true;
+      }
+      return false;
+    default: return false;
+  }
+}
+
+// The values computed from the graph's image input (tensors only: a shape read off it is not relevance).
+std::set<const jit::Value*> derived_from_input(jit::Graph& graph) {
+  std::set<const jit::Value*> derived{graph.inputs()[1]};
+  std::vector<jit::Node*> nodes;
+  flatten(graph.block(), nodes);
+  const auto reads = [&](jit::Node* node) {
+    for (const jit::Value* v : node->inputs()) {
+      if (derived.count(v)) return true;
+    }
+    for (jit::Block* block : node->blocks()) {
+      for (const jit::Value* v : block->outputs()) {
+        if (derived.count(v)) return true;
+      }
+    }
+    return false;
+  };
+  // Blocks (branches, loops) make one pass not enough: a block's results feed its node's outputs.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (jit::Node* node : nodes) {
+      if (!reads(node)) continue;
+      for (const jit::Value* v : node->outputs()) {
+        if (carries_tensor(v->type())) changed |= derived.insert(v).second;
+      }
+      for (jit::Block* block : node->blocks()) {
+        for (const jit::Value* v : block->inputs()) {
+          if (carries_tensor(v->type())) changed |= derived.insert(v).second;
+        }
+      }
+    }
+  }
+  return derived;
+}
+
+// Operators that hand the relevance on as their gradient does: rearrangements (each input element goes
+// to one output element or is dropped), max pooling (to each window's maximum), dropout in eval mode.
+// ReLUs left unrewritten (an in-place one on a value from outside its branch) pass it too: the rules
+// above them leave no relevance where a ReLU's input is negative.
+bool hands_relevance_on(const std::string& kind) {
+  static const std::set<std::string> kinds{
+      "aten::flatten", "aten::view", "aten::reshape", "aten::contiguous", "aten::dropout", "aten::dropout_",
+      "aten::feature_dropout", "aten::feature_dropout_", "aten::cat", "aten::squeeze", "aten::unsqueeze",
+      "aten::clone", "aten::max_pool2d", "aten::max_pool2d_with_indices", "aten::adaptive_max_pool2d",
+      "aten::select", "aten::slice", "aten::narrow", "aten::permute", "aten::transpose", "aten::chunk",
+      "aten::split", "aten::__getitem__", "aten::append", "aten::list", "aten::relu", "aten::relu_"};
+  return kinds.count(kind) > 0;
+}
+
+bool is_int_constant(jit::Value* v, std::int64_t expected) {
+  const auto iv = jit::toIValue(v);
+  return iv && (iv->isInt() || iv->isDouble()) && iv->toScalar().toDouble() == static_cast<double>(expected);
+}
+
+struct ConvInputs {
+  jit::Value *x, *weight, *bias, *stride, *padding, *dilation, *groups;
+};
+
+// The operands of a non-transposed convolution node, or nothing.
+std::optional<ConvInputs> conv_inputs(jit::Node* node) {
+  const std::string kind = node->kind().toQualString();
+  if (kind == "aten::conv2d" && node->inputs().size() == 7 &&
+      node->input(4)->type()->kind() == c10::TypeKind::ListType) {
+    return ConvInputs{node->input(0), node->input(1), node->input(2), node->input(3),
+                      node->input(4), node->input(5), node->input(6)};
+  }
+  if ((kind == "aten::_convolution" || kind == "aten::convolution") && node->inputs().size() >= 9 &&
+      const_bool(node->input(6)) == false) {
+    return ConvInputs{node->input(0), node->input(1), node->input(2), node->input(3),
+                      node->input(4), node->input(5), node->input(8)};
+  }
+  return std::nullopt;
+}
+
+// The eval-mode batch norm that is the only reader of a convolution's output `value` in the same block, or
+// nullptr. Shape queries may read it too (a scripted batch norm checks its input's size in training).
+jit::Node* sole_batch_norm_reader(jit::Value* value) {
+  jit::Node* reader = nullptr;
+  for (const jit::Use& use : value->uses()) {
+    jit::Node* user = use.user;
+    const bool shape_query = user->kind() != jit::prim::Return && !user->outputs().empty() &&
+                             std::none_of(user->outputs().begin(), user->outputs().end(),
+                                          [](const jit::Value* v) { return carries_tensor(v->type()); });
+    if (shape_query) continue;
+    if (reader != nullptr || user->kind().toQualString() != std::string("aten::batch_norm") || use.offset != 0) {
+      return nullptr;
+    }
+    reader = user;
+  }
+  if (reader == nullptr || reader->owningBlock() != value->node()->owningBlock() || reader->inputs().size() != 9) {
+    return nullptr;
+  }
+  return reader;
+}
+
+jit::Value* wrap_input(jit::Graph& graph, jit::Node* before, jit::Value* v) {
+  jit::Node* wrapped = graph.create(lrp_input_symbol(), {v}, 1);
+  wrapped->output()->setType(v->type());
+  wrapped->copyMetadata(before);
+  wrapped->insertBefore(before);
+  return wrapped->output();
+}
+
+// Puts cnnvis::lrp_output on `node`'s output: every later reader reads the wrapped value (returned).
+jit::Value* wrap_output(jit::Graph& graph, jit::Node* node) {
+  jit::Value* out = node->output();
+  jit::Node* wrapped = graph.create(lrp_output_symbol(), {out}, 1);
+  wrapped->output()->setType(out->type());
+  wrapped->copyMetadata(node);
+  wrapped->insertAfter(node);
+  out->replaceAllUsesAfterNodeWith(wrapped, wrapped->output());
+  return wrapped->output();
+}
+
+}  // namespace
+
+std::shared_ptr<jit::Graph> relevance_graph(const PreparedGraph& prepared, const std::string& file) {
+  auto graph = prepared.graph->copy();
+  {
+    std::vector<jit::Node*> taps;
+    flatten(graph->block(), taps);
+    for (jit::Node* node : taps) {
+      if (node->kind() != tap_symbol()) continue;
+      node->output()->replaceAllUsesWith(node->input(0));
+      node->destroy();
+    }
+  }
+  // Grows with every value a rewrite creates in place of a derived one (destroyed values' addresses may be
+  // reused, so the old entries are dropped with them).
+  std::set<const jit::Value*> derived = derived_from_input(*graph);
+  const auto replace_derived = [&](jit::Value* old_value, jit::Value* new_value) {
+    derived.erase(old_value);
+    derived.insert(new_value);
+  };
+  std::vector<jit::Node*> nodes;
+  flatten(graph->block(), nodes);
+  std::set<const jit::Node*> destroyed;
+  int convs = 0, linears = 0;
+  const auto no_rule = [&](jit::Node* node, const std::string& what) {
+    const std::string path = instance_path(node);
+    return UsageError(file + ": LRP has no rule for " + what + (path.empty() ? "" : " (in module '" + path + "')") +
+                      "; it handles convolutions, batch norms after them, linear layers, ReLUs, sums, pooling, "
+                      "concatenation, flattening and dropout");
+  };
+  for (jit::Node* node : nodes) {
+    if (destroyed.count(node)) continue;
+    const bool reads_input = std::any_of(node->inputs().begin(), node->inputs().end(),
+                                         [&](const jit::Value* v) { return derived.count(v) > 0; });
+    if (!reads_input) continue;  // parameters and buffers only (a training-mode counter, say)
+    const std::string kind = node->kind().toQualString();
+    const bool in_place = kind.back() == '_' && kind.rfind("aten::", 0) == 0;
+    if (!in_place && std::none_of(node->outputs().begin(), node->outputs().end(),
+                                  [](const jit::Value* v) { return carries_tensor(v->type()); })) {
+      continue;  // a shape query (size, dim): no relevance flows through it
+    }
+    if (const auto conv = conv_inputs(node)) {
+      // The convolution itself stays (shape checks may read its output); cnnvis::lrp_conv reads its input
+      // and output and applies the batch norm, if one follows, in its forward.
+      jit::Value* y = node->output();
+      jit::Node* bn = sole_batch_norm_reader(y);
+      jit::Node* last = bn != nullptr ? bn : node;
+      jit::WithInsertPoint guard(last);
+      jit::Value* none = graph->insertConstant(c10::IValue());
+      std::vector<jit::Value*> inputs{conv->x, y, conv->weight, conv->bias};
+      if (bn != nullptr) {
+        for (std::size_t i : {1, 2, 3, 4, 7}) inputs.push_back(bn->input(i));
+      } else {
+        inputs.insert(inputs.end(), {none, none, none, none, graph->insertConstant(0.0)});
+      }
+      inputs.insert(inputs.end(), {conv->stride, conv->padding, conv->dilation, conv->groups,
+                                   graph->insertConstant(static_cast<std::int64_t>(convs++))});
+      jit::Node* rule = graph->create(lrp_conv_symbol(), inputs, 1);
+      rule->output()->setType(last->output()->type());
+      rule->copyMetadata(node);
+      derived.insert(rule->output());
+      if (bn != nullptr) {
+        rule->insertBefore(bn);
+        bn->output()->replaceAllUsesWith(rule->output());
+        derived.erase(bn->output());
+        destroyed.insert(bn);
+        bn->destroy();
+      } else {
+        rule->insertAfter(node);
+        y->replaceAllUsesAfterNodeWith(rule, rule->output());
+      }
+    } else if (kind == "aten::linear" ||
+               (kind == "aten::addmm" && node->input(2)->node()->kind().toQualString() == std::string("aten::t") &&
+                is_int_constant(node->input(3), 1) && is_int_constant(node->input(4), 1))) {
+      const bool addmm = kind == "aten::addmm";
+      jit::Value* x = node->input(addmm ? 1 : 0);
+      jit::Value* weight = addmm ? node->input(2)->node()->input(0) : node->input(1);
+      jit::Value* bias = node->input(addmm ? 0 : 2);
+      jit::WithInsertPoint guard(node);
+      jit::Value* index = graph->insertConstant(static_cast<std::int64_t>(linears++));
+      jit::Node* linear = graph->create(lrp_linear_symbol(), {x, weight, bias, index}, 1);
+      linear->output()->setType(node->output()->type());
+      linear->copyMetadata(node);
+      linear->insertBefore(node);
+      node->output()->replaceAllUsesWith(linear->output());
+      replace_derived(node->output(), linear->output());
+      destroyed.insert(node);
+      node->destroy();
+    } else if (kind == "aten::add" || kind == "aten::add_") {
+      if (node->inputs().size() != 3 || node->input(1)->type()->kind() != c10::TypeKind::TensorType ||
+          !is_int_constant(node->input(2), 1)) {
+        throw no_rule(node, kind + " of a tensor and a number, or with alpha other than 1");
+      }
+      // Each term keeps the share z_i / z of the sum's relevance; an in-place sum becomes a new value.
+      jit::Value* a = node->input(0);
+      jit::Node* sum = graph->create(jit::Symbol::fromQualString("aten::add"),
+                                     {wrap_input(*graph, node, a), wrap_input(*graph, node, node->input(1)), node->input(2)},
+                                     1);
+      sum->output()->setType(node->output()->type());
+      sum->copyMetadata(node);
+      sum->insertBefore(node);
+      node->output()->replaceAllUsesWith(sum->output());
+      if (kind == "aten::add_") a->replaceAllUsesAfterNodeWith(node, sum->output());
+      replace_derived(node->output(), sum->output());
+      destroyed.insert(node);
+      node->destroy();
+      derived.insert(wrap_output(*graph, sum));
+    } else if (kind == "aten::adaptive_avg_pool2d" || kind == "aten::avg_pool2d" || kind == "aten::mean") {
+      node->replaceInput(0, wrap_input(*graph, node, node->input(0)));
+      derived.insert(wrap_output(*graph, node));
+    } else if (node->kind() == relu_symbol() || kind.rfind("prim::", 0) == 0 || hands_relevance_on(kind)) {
+      continue;
+    } else if (kind == "aten::batch_norm") {
+      throw no_rule(node, "a batch norm that does not follow a convolution (LRP merges it into the one before it)");
+    } else {
+      throw no_rule(node, kind);
+    }
+  }
+  jit::EliminateDeadCode(graph);
+  graph->lint();
+  return graph;
 }
 
 }  // namespace cnnvis::script

@@ -8,6 +8,7 @@
 
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/jit/runtime/interpreter.h>
 #include <torch/library.h>
 #include <torch/script.h>
@@ -58,7 +59,188 @@ at::Tensor tap_kernel(const at::Tensor& x, int64_t id) {
   return call->state->record(name, x).clone();
 }
 
+// The rules of the relevance pass whose forward runs on this thread (script_relevance). The relevance
+// operators copy the pointer into their autograd context: a backward pass may run on another thread.
+thread_local const RelevanceRules* current_rules = nullptr;
+
+class RulesScope {
+ public:
+  explicit RulesScope(const RelevanceRules* rules) : previous_(current_rules) { current_rules = rules; }
+  ~RulesScope() { current_rules = previous_; }
+  RulesScope(const RulesScope&) = delete;
+  RulesScope& operator=(const RulesScope&) = delete;
+
+ private:
+  const RelevanceRules* previous_;
+};
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+const RelevanceRules& active_rules() {
+  TORCH_CHECK(current_rules != nullptr, "a cnnvis relevance operator ran outside a relevance pass");
+  return *current_rules;
+}
+void keep_rules(AutogradContext* ctx) {
+  ctx->saved_data["rules"] = static_cast<std::int64_t>(reinterpret_cast<std::intptr_t>(&active_rules()));
+}
+const RelevanceRules& kept_rules(AutogradContext* ctx) {
+  return *reinterpret_cast<const RelevanceRules*>(static_cast<std::intptr_t>(ctx->saved_data["rules"].toInt()));
+}
+
+// z + eps sign(z), sign(0) = +1 (as methods/lrp.cpp stabilises).
+at::Tensor stabilised(const at::Tensor& z, double eps) { return z + eps * (2 * (z >= 0).to(z.scalar_type()) - 1); }
+
+// A ReLU hands the relevance at its output to its input unchanged (zennit's Pass rule).
+struct PassRelu : public torch::autograd::Function<PassRelu> {
+  static at::Tensor forward(AutogradContext*, const at::Tensor& x, double upper) {
+    return std::isfinite(upper) ? x.clamp(0, upper) : x.clamp_min(0);
+  }
+  static variable_list backward(AutogradContext*, variable_list grad_outputs) { return {grad_outputs[0], at::Tensor()}; }
+};
+
+// Around a linear operator without parameters (a sum, an average pool): the relevance R at its output z
+// becomes R / (z + eps sign z) on the way in (lrp_output) and is multiplied by each input x on the way out
+// (lrp_input), the operator's own gradient in between: R_x = x * J^T (R / z), the epsilon rule.
+// Both return copies so that an in-place operator after them changes nothing they saved.
+struct RelevanceInput : public torch::autograd::Function<RelevanceInput> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) {
+    ctx->save_for_backward({x});
+    return x.clone();
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    return {ctx->get_saved_variables()[0] * grad_outputs[0]};
+  }
+};
+struct RelevanceOutput : public torch::autograd::Function<RelevanceOutput> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& z) {
+    ctx->save_for_backward({z});
+    ctx->saved_data["epsilon"] = active_rules().epsilon;
+    return z.clone();
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    return {grad_outputs[0] / stabilised(ctx->get_saved_variables()[0], ctx->saved_data["epsilon"].toDouble())};
+  }
+};
+
+// A convolution and the batch norm merged into it, or a linear layer: parameters travel outside the
+// tensor arguments (autograd::Function takes every at::Tensor argument for an input of its own).
+struct AffineOperands {
+  at::Tensor weight, bias, bn_weight, bn_bias, bn_mean, bn_var;
+  double bn_eps = 0;
+  std::vector<std::int64_t> stride, padding, dilation;
+  std::int64_t groups = 1;
+  std::int64_t index = 0;
+  bool conv = false;
+};
+
+at::Tensor optional_tensor(const c10::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
+
+// The relevance at a layer's input x from the relevance r at its output, by the rule of the pass.
+at::Tensor affine_relevance_of(AutogradContext* ctx, const at::Tensor& r) {
+  AffineLayer layer;
+  layer.conv = ctx->saved_data["conv"].toBool();
+  layer.index = static_cast<int>(ctx->saved_data["index"].toInt());
+  layer.weight = ctx->saved_data["weight"].toTensor();
+  if (ctx->saved_data.count("bias")) layer.bias = ctx->saved_data["bias"].toTensor();
+  if (layer.conv) {
+    layer.stride = ctx->saved_data["stride"].toIntVector();
+    layer.padding = ctx->saved_data["padding"].toIntVector();
+    layer.dilation = ctx->saved_data["dilation"].toIntVector();
+    layer.groups = ctx->saved_data["groups"].toInt();
+  }
+  return kept_rules(ctx).affine(layer, ctx->get_saved_variables()[0], r);
+}
+
+void keep_affine(AutogradContext* ctx, const at::Tensor& x, const AffineOperands& op, const at::Tensor& weight,
+                 const at::Tensor& bias) {
+  ctx->save_for_backward({x});
+  keep_rules(ctx);
+  ctx->saved_data["conv"] = op.conv;
+  ctx->saved_data["index"] = op.index;
+  ctx->saved_data["weight"] = weight;
+  if (bias.defined()) ctx->saved_data["bias"] = bias;
+  if (op.conv) {
+    ctx->saved_data["stride"] = op.stride;
+    ctx->saved_data["padding"] = op.padding;
+    ctx->saved_data["dilation"] = op.dilation;
+    ctx->saved_data["groups"] = op.groups;
+  }
+}
+
+// Forward: a convolution's output y (computed by the graph's own convolution node) and the batch norm
+// after it, if any. Backward: the rule's relevance at the convolution's input x; nothing flows to y, so
+// the convolution node's own backward never runs.
+struct RelevanceConv : public torch::autograd::Function<RelevanceConv> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& y, const AffineOperands& op) {
+    if (!(op.bn_mean.defined() || op.bn_var.defined() || op.bn_weight.defined())) {
+      keep_affine(ctx, x, op, op.weight, op.bias);
+      return y.clone();  // a new value: what reads it may work in place
+    }
+    TORCH_CHECK(op.bn_mean.defined() && op.bn_var.defined(),
+                "LRP merges a batch norm into the convolution before it, which needs its running statistics");
+    // Eval-mode batch norm as an affine map folded into the convolution: W' = W g, b' = (b - mean) g + beta
+    // with g = gamma / sqrt(var + eps).
+    at::Tensor g = at::rsqrt(op.bn_var + op.bn_eps);
+    if (op.bn_weight.defined()) g = g * op.bn_weight;
+    std::vector<std::int64_t> shape(static_cast<std::size_t>(op.weight.dim()), 1);
+    shape[0] = -1;
+    at::Tensor bias = ((op.bias.defined() ? op.bias : at::zeros_like(g)) - op.bn_mean) * g;
+    if (op.bn_bias.defined()) bias = bias + op.bn_bias;
+    keep_affine(ctx, x, op, op.weight * g.view(shape), bias);
+    return at::batch_norm(y, op.bn_weight, op.bn_bias, op.bn_mean, op.bn_var, false, 0.0, op.bn_eps, true);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    return {affine_relevance_of(ctx, grad_outputs[0]), at::Tensor(), at::Tensor()};
+  }
+};
+
+struct RelevanceLinear : public torch::autograd::Function<RelevanceLinear> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const AffineOperands& op) {
+    keep_affine(ctx, x, op, op.weight, op.bias);
+    return at::linear(x, op.weight, op.bias);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    return {affine_relevance_of(ctx, grad_outputs[0]), at::Tensor()};
+  }
+};
+
+at::Tensor lrp_conv_kernel(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+                           const c10::optional<at::Tensor>& bn_weight, const c10::optional<at::Tensor>& bn_bias,
+                           const c10::optional<at::Tensor>& bn_mean, const c10::optional<at::Tensor>& bn_var,
+                           double bn_eps, c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
+                           int64_t groups, int64_t index) {
+  AffineOperands op;
+  op.conv = true;
+  op.weight = weight;
+  op.bias = optional_tensor(bias);
+  op.bn_weight = optional_tensor(bn_weight);
+  op.bn_bias = optional_tensor(bn_bias);
+  op.bn_mean = optional_tensor(bn_mean);
+  op.bn_var = optional_tensor(bn_var);
+  op.bn_eps = bn_eps;
+  op.stride = stride.vec();
+  op.padding = padding.vec();
+  op.dilation = dilation.vec();
+  op.groups = groups;
+  op.index = index;
+  return RelevanceConv::apply(x, y, op);
+}
+
+at::Tensor lrp_linear_kernel(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+                             int64_t index) {
+  AffineOperands op;
+  op.weight = weight;
+  op.bias = optional_tensor(bias);
+  op.index = index;
+  return RelevanceLinear::apply(x, op);
+}
+
+at::Tensor lrp_input_kernel(const at::Tensor& x) { return RelevanceInput::apply(x); }
+at::Tensor lrp_output_kernel(const at::Tensor& z) { return RelevanceOutput::apply(z); }
+
 at::Tensor relu_kernel(const at::Tensor& x, double upper) {
+  if (current_rules != nullptr && x.requires_grad()) return PassRelu::apply(x, upper);
   const ScriptCall* call = current_call;
   const ReluMode mode = call != nullptr && call->state != nullptr ? call->state->relu_mode : ReluMode::standard;
   return relu_with_mode(x, mode, upper);
@@ -70,10 +252,19 @@ at::Tensor relu_kernel(const at::Tensor& x, double upper) {
 TORCH_LIBRARY(cnnvis, m) {
   m.def("tap(Tensor x, int id) -> Tensor");
   m.def("relu(Tensor x, float upper) -> Tensor");
+  m.def("lrp_conv(Tensor x, Tensor y, Tensor weight, Tensor? bias, Tensor? bn_weight, Tensor? bn_bias, Tensor? bn_mean, "
+        "Tensor? bn_var, float bn_eps, int[] stride, int[] padding, int[] dilation, int groups, int index) -> Tensor");
+  m.def("lrp_linear(Tensor x, Tensor weight, Tensor? bias, int index) -> Tensor");
+  m.def("lrp_input(Tensor x) -> Tensor");
+  m.def("lrp_output(Tensor z) -> Tensor");
 }
 TORCH_LIBRARY_IMPL(cnnvis, CompositeImplicitAutograd, m) {
   m.impl("tap", tap_kernel);
   m.impl("relu", relu_kernel);
+  m.impl("lrp_conv", lrp_conv_kernel);
+  m.impl("lrp_linear", lrp_linear_kernel);
+  m.impl("lrp_input", lrp_input_kernel);
+  m.impl("lrp_output", lrp_output_kernel);
 }
 
 namespace {
@@ -294,6 +485,38 @@ class ScriptRoot final : public Node {
     return static_cast<int>(logits_of(out, 1).size(1));
   }
 
+  // Relevance at the input for the given classes (script_relevance): one forward of the relevance graph,
+  // then a backward pass of the targets' logits through it.
+  at::Tensor relevance(const at::Tensor& x, const at::Tensor& classes, const RelevanceRules& rules) const {
+    const std::shared_ptr<jit::Code> code = relevance_code();
+    at::AutoGradMode grad_mode(true);
+    const at::Tensor leaf = x.detach().requires_grad_(true);
+    ScriptCall call;
+    const RulesScope scope(&rules);
+    const at::Tensor logits = logits_of(run(*code, leaf, call), x.size(0));
+    // The relevance at the output is the target's logit, nothing elsewhere.
+    const at::Tensor one_hot = at::zeros_like(logits).scatter_(1, classes.view({-1, 1}).to(logits.device()), 1.0);
+    try {
+      logits.backward(one_hot * logits.detach());
+    } catch (const c10::Error& e) {
+      if (is_out_of_memory(e)) throw;
+      throw InputError(file_ + ": the relevance pass failed: " + error_summary(e));
+    }
+    return leaf.grad().defined() ? leaf.grad().detach() : at::zeros_like(x);
+  }
+
+  std::shared_ptr<jit::Code> relevance_code() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!relevance_code_) {
+      try {
+        relevance_code_ = std::make_shared<jit::Code>(script::relevance_graph(prepared_, file_), "relevance");
+      } catch (const c10::Error& e) {
+        throw UsageError(file_ + ": cannot build the graph for LRP: " + error_summary(e));
+      }
+    }
+    return relevance_code_;
+  }
+
   std::string default_layer(const std::map<int, std::vector<std::int64_t>>& shapes) const {
     const script::ModuleEntry* best = nullptr;
     for (const auto& entry : prepared_.modules) {
@@ -382,6 +605,7 @@ class ScriptRoot final : public Node {
   std::string file_;
   std::shared_ptr<jit::Code> full_code_;
   mutable std::mutex mutex_;
+  mutable std::shared_ptr<jit::Code> relevance_code_;  // built on the first LRP call
   mutable std::map<std::vector<int>, std::shared_ptr<jit::Code>> pruned_;
   std::map<std::string, std::size_t> index_;
   std::vector<std::unique_ptr<ScriptModuleNode>> children_;
@@ -390,6 +614,19 @@ class ScriptRoot final : public Node {
 };
 
 }  // namespace
+
+at::Tensor script_relevance(const Network& net, const at::Tensor& x, const at::Tensor& classes,
+                            const RelevanceRules& rules) {
+  const auto* root = dynamic_cast<const ScriptRoot*>(&net.root());
+  if (root == nullptr) throw UsageError(net.architecture() + " is not a TorchScript model");
+  return root->relevance(x, classes, rules);
+}
+
+void check_script_relevance(const Network& net) {
+  const auto* root = dynamic_cast<const ScriptRoot*>(&net.root());
+  if (root == nullptr) throw UsageError(net.architecture() + " is not a TorchScript model");
+  root->relevance_code();
+}
 
 TorchScriptNetwork load_torchscript(const std::string& path, int height, int width) {
   jit::Module module;

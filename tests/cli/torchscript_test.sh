@@ -43,6 +43,9 @@ for model in "$r18" "$mb3"; do
   run deepdream "$cnnvis" deepdream --model "$model" --layer "$layer" --steps 4 --octaves 2 "$images/dog.jpg" -o "$tmp/$name/dd"
   run filters "$cnnvis" filters --model "$model" --layer first -o "$tmp/$name/filt"
 done
+# LRP through the rewritten graph (batch norms merged, residual sums split by share).
+run lrp "$cnnvis" backprop --model "$r18" --mode lrp "$images" -o "$tmp/r18/lrp"
+run lrp-box "$cnnvis" backprop --model "$r18" --mode lrp-epsilon-plus-box "$images/dog.jpg" -o "$tmp/r18/lrp-box"
 run tsne "$cnnvis" tsne --model "$r18" --layer avgpool --perplexity 1 "$images" -o "$tmp/r18/tsne"
 run predict "$cnnvis" predict --model "$r18" "$images" -o "$tmp/r18/pred"
 # The randomisation test re-draws modules top first, a batch norm with the convolution before it.
@@ -54,7 +57,7 @@ run rise "$cnnvis" rise --model "$r18" --masks 16 --cells 4 "$images" -o "$tmp/r
 run atlas "$cnnvis" atlas --model "$r18" --layer avgpool --grid 2 --min-count 1 --perplexity 1 --iterations 100 --no-icons \
   "$images" -o "$tmp/r18/atlas"
 all_ok="len(d['inputs']) == 4 and all(i['status'] == 'ok' for i in d['inputs'])"
-for cmd in pred rise atlas; do
+for cmd in pred rise atlas lrp; do
   [[ $(json "$tmp/r18/$cmd/manifest.json" "$all_ok") == True ]] || fail "$cmd: not 4 inputs with status ok"
 done
 [[ $(json "$tmp/r18/pred/manifest.json" "len(d['inputs'][0]['predictions']) > 0") == True ]] || fail "predict: no predictions"
@@ -111,6 +114,8 @@ bad "traced-away identity" 2 "identity\.pt: module 'ident' has no output to use:
 bad "missing file" 1 "absent\.pt: TorchScript file not found" "$cnnvis" gradcam --model "$tmp/m/absent.pt" "$img" -o "$tmp/b5"
 bad "unknown layer" 2 "no layer 'layer4\.3'; nearest: layer4\.0, layer4\.1" "$cnnvis" gradcam --model "$r18" --layer layer4.3 "$img" -o "$tmp/b6"
 bad "weights flag" 2 "--weights does not apply" "$cnnvis" gradcam --model "$r18" --weights x.safetensors "$img" -o "$tmp/b7"
+bad "lrp on hardswish" 2 "mb3\.pt: LRP has no rule for aten::hardswish.* \(in module 'features\.0\.2'\)" \
+  "$cnnvis" backprop --model "$mb3" --mode lrp "$img" -o "$tmp/b14"
 bad "cam on torchscript" 2 "use gradcam" "$cnnvis" gradcam --model "$r18" --methods cam "$img" -o "$tmp/b8"
 echo '{"name": "nocard", "architecture": "torchscript", "labels": ["a", "b"]}' > "$tmp/m/nocard.json"
 bad "label count" 1 "nocard\.json: the card names 2 classes, the model .* has 10" "$cnnvis" gradcam --model "$tmp/m/nocard.pt" "$img" -o "$tmp/b9"

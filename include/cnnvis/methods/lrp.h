@@ -12,7 +12,10 @@
 // the relevance on; max pooling hands it to the window's maximum; average pooling uses epsilon; a batch
 // norm after a convolution is merged into it (its eval-mode affine map), as zennit's canonizer does;
 // an Inception block splits the relevance by branch and sums what the branches hand to the shared input.
-// Native networks only. Library-internal (needs ATen); backprop.h offers it as modes lrp-<preset>.
+// TorchScript models get the same rules through their rewritten graph (models/torchscript.h,
+// script_relevance), where a sum (a residual connection) splits the relevance in proportion to its terms
+// (zennit's Norm rule) and branches that read one value sum what they hand back to it.
+// Library-internal (needs ATen); backprop.h offers it as modes lrp-<preset>.
 #pragma once
 
 #include <string>
@@ -32,7 +35,8 @@ struct LrpOptions {
 };
 
 // Relevance at the input (N x C x H x W, the shape of x) of logits[i, classes[i]] for each image i.
-// x: normalised network input. Throws UsageError for a TorchScript network or a layer without a rule.
+// x: normalised network input. Throws UsageError for a layer (an operator of a TorchScript model) without a
+// rule.
 at::Tensor lrp_relevance(const Network& net, const at::Tensor& x, const at::Tensor& classes, const LrpOptions& options);
 
 }  // namespace cnnvis

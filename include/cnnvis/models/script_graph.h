@@ -43,6 +43,11 @@ struct PreparedGraph {
 // The operator symbols the prepared graph uses; registered by torchscript.cpp.
 torch::jit::Symbol tap_symbol();
 torch::jit::Symbol relu_symbol();
+// And those of the relevance graph (see relevance_graph).
+torch::jit::Symbol lrp_conv_symbol();
+torch::jit::Symbol lrp_linear_symbol();
+torch::jit::Symbol lrp_input_symbol();
+torch::jit::Symbol lrp_output_symbol();
 
 // Inlines the module's forward graph and rewrites it (see the top of this file). Throws WeightsError
 // when the module has no forward method taking one tensor.
@@ -52,6 +57,15 @@ PreparedGraph prepare_graph(const torch::jit::Module& module, const std::string&
 // everything after them removed; nullptr when a tap sits inside a control-flow block (then the whole
 // graph runs).
 std::shared_ptr<torch::jit::Graph> graph_up_to_taps(const PreparedGraph& prepared, const std::vector<int>& taps);
+
+// A copy of the prepared graph for layer-wise relevance propagation (torchscript.h): taps removed; after
+// every convolution y = conv(x) comes cnnvis::lrp_conv(x, y, weight, bias, bn_weight, bn_bias, bn_mean,
+// bn_var, bn_eps, stride, padding, dilation, groups, index), which takes the place of the eval-mode batch
+// norm that alone reads y (merged in), if there is one; every linear layer becomes
+// cnnvis::lrp_linear(x, weight, bias, index); the inputs of sums and average pools pass through
+// cnnvis::lrp_input and their outputs through cnnvis::lrp_output. Throws UsageError naming the first
+// operator on the input's path that has no rule, and its module.
+std::shared_ptr<torch::jit::Graph> relevance_graph(const PreparedGraph& prepared, const std::string& file);
 
 // Receptive field of every tap's value for an input of height x width, propagated through the graph's
 // convolutions and pooling windows (kernel sizes read from the module's weights). A per-channel gate
