@@ -12,6 +12,7 @@
 #include "cnnvis/methods/backprop.h"
 #include "cnnvis/methods/gradcam.h"
 #include "cnnvis/methods/occlusion.h"
+#include "cnnvis/methods/rise.h"
 #include "cnnvis/methods/saliency.h"
 #include "cnnvis/methods/target.h"
 #include "cnnvis/methods/tensor_image.h"
@@ -101,8 +102,10 @@ std::vector<ExplanationScores> score_explanations(LoadedModel& model, const std:
 
 std::vector<std::string> explanation_method_names() {
   std::vector<std::string> names = cam_method_names();
-  for (const char* name : {"backprop-guided", "backprop-deconv", "backprop-vanilla", "saliency", "smoothgrad",
-                           "integrated-gradients", "occlusion"}) {
+  for (const char* name : {"backprop-guided", "backprop-deconv", "backprop-vanilla", "backprop-lrp-epsilon",
+                           "backprop-lrp-epsilon-plus", "backprop-lrp-epsilon-plus-flat", "backprop-lrp-epsilon-plus-box",
+                           "saliency", "smoothgrad", "smoothgrad-squared", "vargrad", "integrated-gradients",
+                           "input-x-gradient", "occlusion", "rise"}) {
     names.push_back(name);
   }
   return names;
@@ -112,26 +115,35 @@ std::vector<Explanation> explain(LoadedModel& model, const std::vector<cv::Mat>&
                                  const std::string& target) {
   std::vector<Explanation> out;
   const auto names = cam_method_names();
+  const auto names_all = explanation_method_names();
   if (std::find(names.begin(), names.end(), method) != names.end()) {
     GradCamOptions o;
     o.method = parse_cam_method(method);
     o.target = target;
     for (auto& r : run_gradcam(model, inputs, o)) out.push_back({r.cam, r.target.index});
-  } else if (method.rfind("backprop-", 0) == 0) {
+  } else if (method.rfind("backprop-", 0) == 0 &&
+             std::find(names_all.begin(), names_all.end(), method) != names_all.end()) {
+    // The magnitude map: for LRP the positive relevance per pixel.
     BackpropOptions o;
-    const std::string mode = method.substr(9);
-    if (mode == "guided") o.mode = BackpropMode::guided;
-    else if (mode == "deconv") o.mode = BackpropMode::deconv;
-    else if (mode == "vanilla") o.mode = BackpropMode::vanilla;
-    else throw UsageError("unknown explanation method '" + method + "'");
+    o.mode = parse_backprop_mode(method.substr(9));
     o.target = target;
     for (auto& r : run_backprop(model, inputs, o)) out.push_back({r.magnitude, r.target.index});
-  } else if (method == "saliency" || method == "smoothgrad" || method == "integrated-gradients") {
+  } else if (method == "saliency" || method == "smoothgrad" || method == "smoothgrad-squared" || method == "vargrad" ||
+             method == "integrated-gradients" || method == "input-x-gradient") {
     SaliencyOptions o;
     o.target = target;
     if (method == "smoothgrad") o.smooth_samples = 16;
+    if (method == "smoothgrad-squared" || method == "vargrad") {
+      o.method = method == "vargrad" ? SaliencyMethod::vargrad : SaliencyMethod::smoothgrad_sq;
+      o.smooth_samples = 16;
+    }
+    if (method == "input-x-gradient") o.method = SaliencyMethod::input_x_gradient;
     if (method == "integrated-gradients") o.integrated_steps = 16;
     for (auto& r : run_saliency(model, inputs, o)) out.push_back({r.map, r.target.index});
+  } else if (method == "rise") {
+    RiseOptions o;  // RISE's defaults: 4000 masks of 7 x 7 cells, p = 0.5, seed 0
+    o.target = target;
+    for (auto& r : run_rise(model, inputs, o)) out.push_back({r.map, r.target.index});
   } else if (method == "occlusion") {
     OcclusionOptions o;
     o.target = target;

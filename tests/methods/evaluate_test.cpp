@@ -1,6 +1,7 @@
 // Deletion / insertion curves and average drop on a hand-made case with a known answer: the model's
 // class-0 logit is c times the mean red value (class 1: logit 0), so its probability is
 // sigmoid(c * mean red); the image is black except for a red square.
+#include <algorithm>
 #include <cmath>
 
 #include <ATen/ATen.h>
@@ -10,6 +11,7 @@
 
 #include "cnnvis/core/errors.h"
 #include "cnnvis/methods/evaluate.h"
+#include "cnnvis/methods/gradcam.h"
 #include "cnnvis/models/layers.h"
 #include "cnnvis/models/network.h"
 #include "tiny_models.h"
@@ -122,6 +124,39 @@ TEST(Evaluate, RejectsBadInput) {
   options.steps = 0;
   EXPECT_THROW(score_explanations(model, {image}, {map}, {0}, options), UsageError);
   EXPECT_THROW(explain(model, {image}, "nonsense"), UsageError);
+}
+
+TEST(Evaluate, EveryMethodNameExplainsTheImage) {
+  // conv 1x1 -> ReLU -> max pool -> ReLU -> linear on 8 x 8 (no default CAM layer): every method beyond the
+  // CAM family runs on it, LRP's presets, the SmoothGrad relatives, input x gradient and RISE included,
+  // each giving a map at the input size.
+  std::vector<float> fc(2 * 16);
+  for (std::size_t i = 0; i < fc.size(); ++i) fc[i] = std::sin(0.7f * static_cast<float>(i));
+  LoadedModel model = testing::tiny_conv_pool_linear_model(8, fc, 0.1f, {0.0f, 0.0f});
+  cv::Mat image(8, 8, CV_32FC3);
+  cv::randu(image, 0, 1);
+  const auto names = explanation_method_names();
+  for (const char* wanted : {"backprop-lrp-epsilon", "backprop-lrp-epsilon-plus-flat", "backprop-lrp-epsilon-plus-box",
+                             "smoothgrad-squared", "vargrad", "input-x-gradient", "rise"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), wanted), names.end()) << wanted;
+  }
+  const auto cams = cam_method_names();
+  cv::Mat saliency;
+  for (const std::string& name : names) {
+    if (std::find(cams.begin(), cams.end(), name) != cams.end()) continue;
+    const std::vector<Explanation> e = explain(model, {image}, name, "1");
+    ASSERT_EQ(e.size(), 1u) << name;
+    EXPECT_EQ(e[0].target, 1) << name;
+    ASSERT_EQ(e[0].map.size(), image.size()) << name;
+    EXPECT_TRUE(cv::checkRange(e[0].map)) << name;
+    EXPECT_GT(cv::norm(e[0].map, cv::NORM_INF), 0.0) << name;
+    if (name == "saliency") saliency = e[0].map.clone();
+    if (name == "input-x-gradient") {
+      ASSERT_FALSE(saliency.empty());
+      EXPECT_GT(cv::norm(e[0].map, saliency, cv::NORM_INF), 0.0) << "input x gradient is not the plain gradient";
+    }
+  }
+  EXPECT_THROW(explain(model, {image}, "backprop-lrp-gamma"), UsageError);
 }
 
 }  // namespace

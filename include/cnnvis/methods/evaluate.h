@@ -56,7 +56,9 @@ cv::Mat checked_score_map(const cv::Mat& map, int target, int num_classes, int w
 float curve_area(const std::vector<float>& curve);
 
 // Every explanation method the evaluation can run, by name: the CAM family (gradcam, gradcam++, ...),
-// backprop-guided|deconv|vanilla, saliency, smoothgrad, integrated-gradients, occlusion.
+// backprop-guided|deconv|vanilla|lrp-epsilon|lrp-epsilon-plus|lrp-epsilon-plus-flat|lrp-epsilon-plus-box,
+// saliency, smoothgrad, smoothgrad-squared, vargrad, integrated-gradients, input-x-gradient, occlusion,
+// rise (4000 masks, RISE's defaults).
 std::vector<std::string> explanation_method_names();
 
 struct Explanation {
